@@ -1,0 +1,70 @@
+"""The ``rkd`` command line: one command per arrow of the pipeline.
+
+``candidates -> score -> train -> index -> search -> evaluate``, and ``distill`` for the whole
+chain from one YAML file. Errors raised on purpose (``RKDError``) print one clear line and exit
+with status 2; nothing partial is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from retrieval_kd.cli.candidates import candidates
+from retrieval_kd.cli.evaluate import evaluate
+from retrieval_kd.cli.pending import register_pending
+from retrieval_kd.errors import RKDError
+from retrieval_kd.progress import set_quiet
+
+app = typer.Typer(
+    name="rkd",
+    help="Distil rerankers into retrievers: candidates, teacher scores, training, FAISS "
+    "indexes and evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+) -> None:
+    set_quiet(quiet)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(
+    candidates)
+app.command(help="Evaluate one or more TREC runs (ranx), with significance tests.")(evaluate)
+register_pending(app)
+
+
+def main() -> None:
+    """Console entry point: run the app, turning ``RKDError`` into one line on stderr."""
+    try:
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit in this mode
+        sys.exit(code if isinstance(code, int) else 0)
+    except RKDError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as done:
+        code = done.exit_code if isinstance(done, typer.Exit) else done.code
+        sys.exit(code)
+    except Exception as err:  # click usage errors
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

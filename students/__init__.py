@@ -1,0 +1,1 @@
+"""Students: trainable retrievers and rerankers that learn from teacher scores."""

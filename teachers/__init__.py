@@ -1,0 +1,1 @@
+"""Teachers: models that score (query, passage) candidates for distillation."""

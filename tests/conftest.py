@@ -34,8 +34,12 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
     return found
 
 
-def write_beir_folder(root: Path, corpus: list[dict], queries: list[dict],
-                      qrels: dict[str, list[tuple[str, str, int]]]) -> Path:
+def write_beir_folder(
+    root: Path,
+    corpus: list[dict],
+    queries: list[dict],
+    qrels: dict[str, list[tuple[str, str, int]]],
+) -> Path:
     """Write a BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
@@ -48,7 +52,11 @@ def write_beir_folder(root: Path, corpus: list[dict], queries: list[dict],
 
 
 TOY_CORPUS = [
-    {"_id": "d1", "title": "Solar power", "text": "Solar panels convert sunlight into electricity."},
+    {
+        "_id": "d1",
+        "title": "Solar power",
+        "text": "Solar panels convert sunlight into electricity.",
+    },
     {"_id": "d2", "title": "Wind power", "text": "Wind turbines turn moving air into electricity."},
     {"_id": "d3", "title": "Cooking", "text": "Boil the pasta for ten minutes in salted water."},
     {"_id": "d4", "title": "", "text": "Photovoltaic cells and solar panels on rooftops."},

@@ -36,15 +36,36 @@ def test_pending_command_says_not_yet_available() -> None:
 
 def test_candidates_then_evaluate_on_toy_folder(toy_beir: Path, tmp_path: Path) -> None:
     run_path = tmp_path / "bm25.trec"
-    out = rkd("--quiet", "candidates", "--data", "toy", "--split", "test", "--k", "3",
-              "--out", str(run_path), env_data_dir=toy_beir.parent)
+    out = rkd(
+        "--quiet",
+        "candidates",
+        "--data",
+        "toy",
+        "--split",
+        "test",
+        "--k",
+        "3",
+        "--out",
+        str(run_path),
+        env_data_dir=toy_beir.parent,
+    )
     assert out.returncode == 0, out.stderr
     assert run_path.read_text().splitlines()[0].startswith("q1 Q0 d1 1 ")
     manifest = json.loads(Path(f"{run_path}.manifest.json").read_text())
     assert manifest["k"] == 3 and manifest["queries"] == 3 and manifest["source"]["kind"] == "bm25"
 
-    out = rkd("--quiet", "evaluate", "--run", str(run_path), "--qrels", "toy/test",
-              "--metrics", "ndcg@10,mrr@10", "--json", env_data_dir=toy_beir.parent)
+    out = rkd(
+        "--quiet",
+        "evaluate",
+        "--run",
+        str(run_path),
+        "--qrels",
+        "toy/test",
+        "--metrics",
+        "ndcg@10,mrr@10",
+        "--json",
+        env_data_dir=toy_beir.parent,
+    )
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(metrics) == {"ndcg@10", "mrr@10"}
@@ -56,8 +77,20 @@ def test_external_run_is_a_candidate_source(toy_beir: Path, tmp_path: Path) -> N
     external = tmp_path / "ext.trec"
     external.write_text("q1 Q0 d4 1 9 x\nq1 Q0 d1 2 8 x\nq1 Q0 d2 3 7 x\nq2 Q0 d3 1 1 x\n")
     out_path = tmp_path / "cand.trec"
-    out = rkd("-q", "candidates", "--data", str(toy_beir), "--split", "test", "--k", "2",
-              "--run", str(external), "--out", str(out_path))
+    out = rkd(
+        "-q",
+        "candidates",
+        "--data",
+        str(toy_beir),
+        "--split",
+        "test",
+        "--k",
+        "2",
+        "--run",
+        str(external),
+        "--out",
+        str(out_path),
+    )
     assert out.returncode == 0, out.stderr
     assert [line.split()[2] for line in out_path.read_text().splitlines()] == ["d4", "d1", "d3"]
 
@@ -66,8 +99,18 @@ def test_bad_input_gives_one_line_and_no_output(toy_beir: Path, tmp_path: Path) 
     external = tmp_path / "ext.trec"
     external.write_text("q1 Q0 d1 1 9 x\nq77 Q0 d1 1 9 x\n")
     out_path = tmp_path / "cand.trec"
-    out = rkd("-q", "candidates", "--data", str(toy_beir), "--split", "test",
-              "--run", str(external), "--out", str(out_path))
+    out = rkd(
+        "-q",
+        "candidates",
+        "--data",
+        str(toy_beir),
+        "--split",
+        "test",
+        "--run",
+        str(external),
+        "--out",
+        str(out_path),
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: {external}:2: run names unknown query 'q77'"
     assert not out_path.exists()
@@ -76,8 +119,15 @@ def test_bad_input_gives_one_line_and_no_output(toy_beir: Path, tmp_path: Path) 
 def test_unknown_metric_is_one_clear_error(toy_beir: Path, tmp_path: Path) -> None:
     run_path = tmp_path / "r.trec"
     run_path.write_text("q1 Q0 d1 1 9 x\n")
-    out = rkd("evaluate", "--run", str(run_path), "--qrels", str(toy_beir / "qrels/test.tsv"),
-              "--metrics", "ndcg@10,bleu@4")
+    out = rkd(
+        "evaluate",
+        "--run",
+        str(run_path),
+        "--qrels",
+        str(toy_beir / "qrels/test.tsv"),
+        "--metrics",
+        "ndcg@10,bleu@4",
+    )
     assert out.returncode == 2
     assert out.stderr.startswith("error:") and "bleu@4" in out.stderr
     assert "Traceback" not in out.stderr
@@ -89,9 +139,20 @@ def test_several_runs_give_table_significance_and_csv(toy_beir: Path, tmp_path: 
     good.write_text("q1 Q0 d1 1 3 x\nq1 Q0 d4 2 2 x\nq2 Q0 d3 1 1 x\nq3 Q0 d2 1 1 x\n")
     bad.write_text("q1 Q0 d3 1 3 x\nq1 Q0 d1 2 2 x\nq2 Q0 d1 1 1 x\nq3 Q0 d2 1 1 x\n")
     csv_path = tmp_path / "per_query.csv"
-    out = rkd("evaluate", "--run", str(bad), "--run", str(good), "--qrels",
-              str(toy_beir / "qrels/test.tsv"), "--metrics", "ndcg@10,mrr@10",
-              "--per-query", str(csv_path), "--json")
+    out = rkd(
+        "evaluate",
+        "--run",
+        str(bad),
+        "--run",
+        str(good),
+        "--qrels",
+        str(toy_beir / "qrels/test.tsv"),
+        "--metrics",
+        "ndcg@10,mrr@10",
+        "--per-query",
+        str(csv_path),
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     assert "bad" in out.stdout and "good" in out.stdout
     payload = json.loads(out.stdout.strip().splitlines()[-1])
@@ -103,11 +164,30 @@ def test_several_runs_give_table_significance_and_csv(toy_beir: Path, tmp_path: 
 @pytest.mark.real_data
 def test_cli_end_to_end_on_cranfield(data_dir: Path, tmp_path: Path) -> None:
     run_path = tmp_path / "cranfield.trec"
-    out = rkd("-q", "candidates", "--data", "cranfield", "--split", "test", "--k", "100",
-              "--out", str(run_path))
+    out = rkd(
+        "-q",
+        "candidates",
+        "--data",
+        "cranfield",
+        "--split",
+        "test",
+        "--k",
+        "100",
+        "--out",
+        str(run_path),
+    )
     assert out.returncode == 0, out.stderr
-    out = rkd("-q", "evaluate", "--run", str(run_path), "--qrels", "cranfield/test",
-              "--metrics", "ndcg@10,mrr@10,recall@100,map@100,precision@10", "--json")
+    out = rkd(
+        "-q",
+        "evaluate",
+        "--run",
+        str(run_path),
+        "--qrels",
+        "cranfield/test",
+        "--metrics",
+        "ndcg@10,mrr@10,recall@100,map@100,precision@10",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     # BM25 on Cranfield scores well above chance; published nDCG@10 is around 0.3-0.45.
@@ -118,9 +198,18 @@ def test_cli_end_to_end_on_cranfield(data_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.real_data
 def test_cli_matches_trec_eval_on_dl19(data_dir: Path) -> None:
     runs = data_dir / "msmarco-trecdl" / "runs"
-    out = rkd("evaluate", "--run", str(runs / "dl19.BM25.trec"), "--qrels",
-              str(data_dir / "msmarco-trecdl/qrels/dl19.tsv"), "--metrics",
-              "ndcg@10,mrr@10,recall@100", "--conventions", "trec-dl", "--json")
+    out = rkd(
+        "evaluate",
+        "--run",
+        str(runs / "dl19.BM25.trec"),
+        "--qrels",
+        str(data_dir / "msmarco-trecdl/qrels/dl19.tsv"),
+        "--metrics",
+        "ndcg@10,mrr@10,recall@100",
+        "--conventions",
+        "trec-dl",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     assert metrics["ndcg@10"] == pytest.approx(0.5071, abs=5e-4)

@@ -103,8 +103,11 @@ def test_tsv_corpus_and_queries(tmp_path: Path) -> None:
 def test_trec_and_beir_qrels_agree(tmp_path: Path) -> None:
     (tmp_path / "a.qrels").write_text("q1 0 d1 2\nq1 0 d2 0\nq2 0 d3 1\n")
     (tmp_path / "b.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t0\nq2\td3\t1\n")
-    assert read_qrels(tmp_path / "a.qrels") == read_qrels(tmp_path / "b.tsv") == {
-        "q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}}
+    assert (
+        read_qrels(tmp_path / "a.qrels")
+        == read_qrels(tmp_path / "b.tsv")
+        == {"q1": {"d1": 2, "d2": 0}, "q2": {"d3": 1}}
+    )
 
 
 def test_run_round_trip_orders_ties_by_doc_id(tmp_path: Path) -> None:
@@ -130,8 +133,11 @@ def test_duplicate_document_id(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
     rows = [{"_id": "a", "text": "x"}, {"_id": "b", "text": "y"}, {"_id": "a", "text": "z"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(InputError, match=r"corpus.jsonl:3: duplicate document id 'a' "
-                                         r"\(first at line 1\)"):
+    with pytest.raises(
+        InputError,
+        match=r"corpus.jsonl:3: duplicate document id 'a' "
+        r"\(first at line 1\)",
+    ):
         load_corpus_file(path)
     assert cache_files() == []
 

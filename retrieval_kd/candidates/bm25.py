@@ -77,23 +77,38 @@ class BM25Index:
                 tokenizer = _tokenizer(settings)
                 doc_ids: list[str] = []
                 token_ids: list[list[int]] = []
-                for ids, texts in progress(corpus.iter_batches(4096), desc="BM25 tokenising",
-                                           total=-(-len(corpus) // 4096), unit="batch"):
+                for ids, texts in progress(
+                    corpus.iter_batches(4096),
+                    desc="BM25 tokenising",
+                    total=-(-len(corpus) // 4096),
+                    unit="batch",
+                ):
                     doc_ids.extend(ids)
-                    token_ids.extend(tokenizer.tokenize(texts, update_vocab=True,
-                                                        show_progress=False))
+                    token_ids.extend(
+                        tokenizer.tokenize(texts, update_vocab=True, show_progress=False)
+                    )
                 retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
                 vocab = tokenizer.get_vocab_dict()
-                retriever.index(bm25s.tokenization.Tokenized(ids=token_ids, vocab=vocab),
-                                show_progress=not is_quiet())
+                retriever.index(
+                    bm25s.tokenization.Tokenized(ids=token_ids, vocab=vocab),
+                    show_progress=not is_quiet(),
+                )
                 retriever.save(tmp, show_progress=False)
                 tokenizer.save_vocab(tmp)
                 tokenizer.save_stopwords(tmp)
                 np.save(tmp / "doc_ids.npy", np.array(doc_ids, dtype=np.str_))
-            write_manifest(tmp, {"stage": "bm25-index", "corpus": corpus.fingerprint(),
-                                 "corpus_name": corpus.name, "documents": len(doc_ids),
-                                 "vocabulary": len(vocab), "settings": asdict(settings),
-                                 "cost": cost})
+            write_manifest(
+                tmp,
+                {
+                    "stage": "bm25-index",
+                    "corpus": corpus.fingerprint(),
+                    "corpus_name": corpus.name,
+                    "documents": len(doc_ids),
+                    "vocabulary": len(vocab),
+                    "settings": asdict(settings),
+                    "cost": cost,
+                },
+            )
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
@@ -125,19 +140,24 @@ class BM25Index:
             raise InputError(f"k must be >= 1, got {k}")
         k = min(k, len(self.doc_ids))
         query_ids = list(queries)
-        tokens = self.tokenizer.tokenize([queries[q] for q in query_ids], update_vocab=False,
-                                         show_progress=False)
+        tokens = self.tokenizer.tokenize(
+            [queries[q] for q in query_ids], update_vocab=False, show_progress=False
+        )
         run: Run = {}
         batch = 256
-        for start in progress(range(0, len(query_ids), batch), desc="BM25 search",
-                              total=-(-len(query_ids) // batch), unit="batch"):
-            chunk = tokens[start:start + batch]
+        for start in progress(
+            range(0, len(query_ids), batch),
+            desc="BM25 search",
+            total=-(-len(query_ids) // batch),
+            unit="batch",
+        ):
+            chunk = tokens[start : start + batch]
             rows, scores = self.retriever.retrieve(chunk, k=k, show_progress=False, n_threads=0)
-            for offset, query_id in enumerate(query_ids[start:start + batch]):
+            for offset, query_id in enumerate(query_ids[start : start + batch]):
                 keep = scores[offset] > 0
                 run[query_id] = {
                     str(self.doc_ids[row]): float(score)
-                    for row, score in zip(rows[offset][keep], scores[offset][keep])
+                    for row, score in zip(rows[offset][keep], scores[offset][keep], strict=True)
                 }
         return run
 

@@ -34,12 +34,13 @@ def _global_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
 ) -> None:
     set_quiet(quiet)
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
-app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(
-    candidates)
+app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(candidates)
 app.command(help="Evaluate one or more TREC runs (ranx), with significance tests.")(evaluate)
 register_pending(app)
 

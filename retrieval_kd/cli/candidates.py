@@ -28,14 +28,23 @@ def candidates(
             source = {"kind": "bm25", **search_cost}
             tag = "bm25"
         else:
-            result = truncate_run(read_run(run, known_queries=queries,
-                                           known_docs=dataset.corpus), k)
+            result = truncate_run(
+                read_run(run, known_queries=queries, known_docs=dataset.corpus), k
+            )
             source = {"kind": "run", "path": str(run), "sha256": sha256_file(run)}
             tag = run.stem
         write_run(result, out, tag=tag, depth=k)
-    write_json_atomic(Path(f"{out}.manifest.json"), {
-        "stage": "candidates", "data": dataset.label, "k": k, "source": source,
-        "queries": len(result), "pairs": sum(len(docs) for docs in result.values()),
-        "run_fingerprint": run_fingerprint(result), "cost": cost,
-    })
+    write_json_atomic(
+        Path(f"{out}.manifest.json"),
+        {
+            "stage": "candidates",
+            "data": dataset.label,
+            "k": k,
+            "source": source,
+            "queries": len(result),
+            "pairs": sum(len(docs) for docs in result.values()),
+            "run_fingerprint": run_fingerprint(result),
+            "cost": cost,
+        },
+    )
     typer.echo(f"wrote {out}: {len(result)} queries, top {k} ({source['kind']})")

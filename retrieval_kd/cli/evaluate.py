@@ -32,35 +32,44 @@ def _run_names(paths: list[Path]) -> list[str]:
 def evaluate(
     run: list[Path] = typer.Option(..., help="TREC run file; repeat for several runs."),
     qrels: str = typer.Option(..., help="Qrels file (TREC or BEIR TSV) or data/split."),
-    metrics: str = typer.Option("ndcg@10,mrr@10,recall@100",
-                                help="Comma-separated: ndcg@k, mrr@k, recall@k, map@k, "
-                                     "precision@k."),
+    metrics: str = typer.Option(
+        "ndcg@10,mrr@10,recall@100",
+        help="Comma-separated: ndcg@k, mrr@k, recall@k, map@k, precision@k.",
+    ),
     conventions: str = typer.Option("default", help="default | trec-dl | beir."),
-    baseline: str = typer.Option(None, help="Run name (file stem) the others are tested "
-                                            "against; default: the first run."),
+    baseline: str = typer.Option(
+        None, help="Run name (file stem) the others are tested against; default: the first run."
+    ),
     per_query: Path = typer.Option(None, help="Write per-query metrics to this CSV."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object "
-                                                       "on the last line."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the metrics as one JSON object on the last line."
+    ),
 ) -> None:
     """Evaluate runs; with several runs, one table plus Student-t and Fisher tests."""
     from evaluation import compare_runs
 
     judged, known_queries = _load_qrels(qrels)
     names = _run_names(run)
-    runs = {name: read_run(path, known_queries=known_queries) for name, path in zip(names, run)}
+    runs = {
+        name: read_run(path, known_queries=known_queries)
+        for name, path in zip(names, run, strict=True)
+    }
     metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
-    comparison = compare_runs(runs, judged, metric_list, baseline=baseline,
-                              conventions=conventions)
+    comparison = compare_runs(runs, judged, metric_list, baseline=baseline, conventions=conventions)
     typer.echo(comparison.to_markdown())
     first = next(iter(comparison.results.values()))
     notes = []
     if first.excluded_queries:
-        notes.append(f"{len(first.excluded_queries)} queries without a relevant document were "
-                     f"excluded: {', '.join(first.excluded_queries[:10])}")
+        notes.append(
+            f"{len(first.excluded_queries)} queries without a relevant document were "
+            f"excluded: {', '.join(first.excluded_queries[:10])}"
+        )
     for name, result in comparison.results.items():
         if result.missing_queries:
-            notes.append(f"{name}: {len(result.missing_queries)} judged queries missing from the "
-                         "run count as 0")
+            notes.append(
+                f"{name}: {len(result.missing_queries)} judged queries missing from the "
+                "run count as 0"
+            )
     for note in notes:
         typer.echo(f"note: {note}")
     if per_query is not None:

@@ -18,6 +18,7 @@ PENDING = {
 def register_pending(app: typer.Typer) -> None:
     """Add each pending command to ``app``; each prints 'not yet available' and exits 3."""
     for name, help_text in PENDING.items():
+
         def command(ctx: typer.Context, _name: str = name) -> None:
             print(f"rkd {_name}: not yet available in this version", file=sys.stderr)
             raise typer.Exit(3)

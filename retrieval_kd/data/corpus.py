@@ -55,8 +55,9 @@ class Corpus:
         try:
             self._table = pa.ipc.open_file(pa.memory_map(str(self.path), "r")).read_all()
         except (OSError, pa.ArrowInvalid) as err:
-            raise InputError(f"unreadable corpus cache ({err}); delete it to rebuild",
-                             self.path) from None
+            raise InputError(
+                f"unreadable corpus cache ({err}); delete it to rebuild", self.path
+            ) from None
         self._sorted_ids: np.ndarray | None = None
         self._order: np.ndarray | None = None
 
@@ -94,8 +95,7 @@ class Corpus:
                 ids: list[str] = []
                 titles: list[str] = []
                 texts: list[str] = []
-                for record in progress(records, desc=f"reading {name}", total=total,
-                                       unit="doc"):
+                for record in progress(records, desc=f"reading {name}", total=total, unit="doc"):
                     doc_id, title, text = record[0], record[1], record[2]
                     line = record[3] if len(record) > 3 else len(lines) + 1
                     if not doc_id:
@@ -164,8 +164,10 @@ class Corpus:
         if not found.all():
             if missing == "raise":
                 unknown = [doc_ids[i] for i in np.flatnonzero(~found)[:5]]
-                raise InputError(f"{int((~found).sum())} document id(s) not in corpus "
-                                 f"{self.name!r}, e.g. {unknown}")
+                raise InputError(
+                    f"{int((~found).sum())} document id(s) not in corpus "
+                    f"{self.name!r}, e.g. {unknown}"
+                )
             pos_clipped = pos_clipped[found]
         return order[pos_clipped]
 
@@ -177,8 +179,12 @@ class Corpus:
         """
         rows = self.rows_of(doc_ids)
         picked = self._table.take(pa.array(rows, type=pa.int64()))
-        return [join_title(t, x) for t, x in zip(picked.column("title").to_pylist(),
-                                                 picked.column("text").to_pylist())]
+        return [
+            join_title(t, x)
+            for t, x in zip(
+                picked.column("title").to_pylist(), picked.column("text").to_pylist(), strict=True
+            )
+        ]
 
     def text(self, doc_id: str) -> str:
         """The text of one document."""
@@ -189,8 +195,10 @@ class Corpus:
         for batch in self._table.to_batches(max_chunksize=batch_size):
             titles = batch.column("title").to_pylist()
             texts = batch.column("text").to_pylist()
-            yield batch.column("doc_id").to_pylist(), [join_title(t, x)
-                                                       for t, x in zip(titles, texts)]
+            yield (
+                batch.column("doc_id").to_pylist(),
+                [join_title(t, x) for t, x in zip(titles, texts, strict=True)],
+            )
 
     def fingerprint(self) -> str:
         """Identity of the corpus content for manifests (cache file name, which hashes source)."""
@@ -198,8 +206,10 @@ class Corpus:
 
 
 def _batch(ids: list[str], titles: list[str], texts: list[str]) -> pa.RecordBatch:
-    return pa.record_batch([pa.array(ids, pa.string()), pa.array(titles, pa.string()),
-                            pa.array(texts, pa.string())], schema=SCHEMA)
+    return pa.record_batch(
+        [pa.array(ids, pa.string()), pa.array(titles, pa.string()), pa.array(texts, pa.string())],
+        schema=SCHEMA,
+    )
 
 
 def corpus_cache_file(source: Path, kind: str) -> Path:

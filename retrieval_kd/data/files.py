@@ -35,8 +35,12 @@ def _iter_corpus_records(path: Path) -> Iterator[tuple[str, str, str, int]]:
             elif len(fields) == 3:
                 yield fields[0], fields[1], fields[2], line
             else:
-                raise InputError(f"corpus TSV line has {len(fields)} fields, expected 2 "
-                                 "(id, text) or 3 (id, title, text)", path, line)
+                raise InputError(
+                    f"corpus TSV line has {len(fields)} fields, expected 2 "
+                    "(id, text) or 3 (id, title, text)",
+                    path,
+                    line,
+                )
     else:
         raise InputError("unknown corpus format: expected .jsonl or .tsv", path)
 
@@ -53,8 +57,9 @@ def load_corpus_file(path: str | Path) -> Corpus:
     cache_file = corpus_cache_file(path, kind="corpus")
     if cache_file.is_file():
         return Corpus(cache_file, name=path.parent.name or path.stem)
-    return Corpus.from_records(_iter_corpus_records(path), cache_file, source=path,
-                               name=path.parent.name or path.stem)
+    return Corpus.from_records(
+        _iter_corpus_records(path), cache_file, source=path, name=path.parent.name or path.stem
+    )
 
 
 def read_queries(path: str | Path) -> Queries:
@@ -69,8 +74,10 @@ def read_queries(path: str | Path) -> Queries:
     queries: Queries = {}
     rows: Iterator[tuple[int, str, str]]
     if path.suffix == ".jsonl":
-        rows = ((line, _record_id(rec, path, line), require_field(rec, "text", path, line))
-                for line, rec in iter_jsonl(path))
+        rows = (
+            (line, _record_id(rec, path, line), require_field(rec, "text", path, line))
+            for line, rec in iter_jsonl(path)
+        )
     elif path.suffix in (".tsv", ".txt"):
         rows = (_tsv_query(path, line, fields) for line, fields in iter_tsv(path))
     else:
@@ -86,6 +93,7 @@ def read_queries(path: str | Path) -> Queries:
 
 def _tsv_query(path: Path, line: int, fields: list[str]) -> tuple[int, str, str]:
     if len(fields) != 2:
-        raise InputError(f"queries TSV line has {len(fields)} fields, expected 2 (id, text)",
-                         path, line)
+        raise InputError(
+            f"queries TSV line has {len(fields)} fields, expected 2 (id, text)", path, line
+        )
     return line, fields[0], fields[1]

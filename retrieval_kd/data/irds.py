@@ -62,8 +62,13 @@ def irds_corpus(dataset_id: str) -> Corpus:
         return Corpus(cache_file, name=dataset_id)
 
     def build() -> Corpus:
-        return Corpus.from_records(_doc_records(dataset), cache_file, source=PREFIX + dataset_id,
-                                   name=dataset_id, total=dataset.docs_count())
+        return Corpus.from_records(
+            _doc_records(dataset),
+            cache_file,
+            source=PREFIX + dataset_id,
+            name=dataset_id,
+            total=dataset.docs_count(),
+        )
 
     return _offline_guard(dataset_id, "documents", build)
 
@@ -75,8 +80,9 @@ def irds_queries(dataset_id: str) -> Queries:
         raise InputError(f"ir_datasets id {dataset_id!r} has no queries")
 
     def read() -> Queries:
-        return {q.query_id: getattr(q, "text", None) or q.default_text()
-                for q in dataset.queries_iter()}
+        return {
+            q.query_id: getattr(q, "text", None) or q.default_text() for q in dataset.queries_iter()
+        }
 
     return _offline_guard(dataset_id, "queries", read)
 
@@ -85,8 +91,9 @@ def irds_qrels(dataset_id: str) -> Qrels:
     """``{query_id: {doc_id: grade}}`` of ``dataset_id``."""
     dataset = load_irds(dataset_id)
     if not dataset.has_qrels():
-        raise InputError(f"ir_datasets id {dataset_id!r} has no qrels (pick a split, e.g. "
-                         f"{dataset_id}/test)")
+        raise InputError(
+            f"ir_datasets id {dataset_id!r} has no qrels (pick a split, e.g. {dataset_id}/test)"
+        )
 
     def read() -> Qrels:
         qrels: Qrels = {}

@@ -45,8 +45,9 @@ def read_qrels(path: str | Path) -> Qrels:
         try:
             grade = int(float(grade_text))
         except ValueError:
-            raise InputError(f"relevance grade {grade_text!r} is not a number", path,
-                             line_number) from None
+            raise InputError(
+                f"relevance grade {grade_text!r} is not a number", path, line_number
+            ) from None
         judged = qrels.setdefault(query_id.strip(), {})
         doc_id = doc_id.strip()
         if doc_id in judged and judged[doc_id] != grade:

@@ -65,8 +65,10 @@ class Dataset:
             return every
         missing = [q for q in self.qrels if q not in every]
         if missing:
-            raise InputError(f"dataset {self.name!r}: {len(missing)} judged query id(s) have no "
-                             f"query text, e.g. {missing[:5]}")
+            raise InputError(
+                f"dataset {self.name!r}: {len(missing)} judged query id(s) have no "
+                f"query text, e.g. {missing[:5]}"
+            )
         return {query_id: every[query_id] for query_id in self.qrels}
 
     @property
@@ -79,8 +81,10 @@ def data_dir() -> Path:
     """The folder short names resolve under (``$RKD_DATA_DIR``)."""
     value = os.environ.get(DATA_DIR_ENV)
     if not value:
-        raise InputError(f"${DATA_DIR_ENV} is not set: set it to the folder that holds the "
-                         f"collections ({', '.join(SHORT_NAMES)}), or pass a folder path")
+        raise InputError(
+            f"${DATA_DIR_ENV} is not set: set it to the folder that holds the "
+            f"collections ({', '.join(SHORT_NAMES)}), or pass a folder path"
+        )
     return Path(value)
 
 
@@ -93,10 +97,15 @@ def resolve_folder(spec: str) -> Path:
         raise InputError(f"data folder not found: {spec}")
     folder = data_dir() / spec
     if not folder.is_dir():
-        known = sorted(p.name for p in data_dir().iterdir() if p.is_dir()) if data_dir().is_dir() \
+        known = (
+            sorted(p.name for p in data_dir().iterdir() if p.is_dir())
+            if data_dir().is_dir()
             else []
-        raise InputError(f"no collection {spec!r} under ${DATA_DIR_ENV}={data_dir()} "
-                         f"(found: {', '.join(known) or 'nothing'})")
+        )
+        raise InputError(
+            f"no collection {spec!r} under ${DATA_DIR_ENV}={data_dir()} "
+            f"(found: {', '.join(known) or 'nothing'})"
+        )
     return folder
 
 
@@ -115,8 +124,11 @@ def load_beir_folder(folder: str | Path, split: str | None, name: str | None = N
     if split is not None:
         qrels_file = folder / "qrels" / f"{split}.tsv"
         if not qrels_file.is_file():
-            raise InputError(f"split {split!r} not found (available: "
-                             f"{', '.join(beir_splits(folder)) or 'none'})", qrels_file)
+            raise InputError(
+                f"split {split!r} not found (available: "
+                f"{', '.join(beir_splits(folder)) or 'none'})",
+                qrels_file,
+            )
 
         def qrels_loader() -> Qrels:
             return read_qrels(qrels_file)
@@ -138,7 +150,7 @@ def load_dataset(spec: str, split: str | None = None) -> Dataset:
             ``irds:`` id that already names one.
     """
     if spec.startswith(IRDS_PREFIX):
-        dataset_id = spec[len(IRDS_PREFIX):]
+        dataset_id = spec[len(IRDS_PREFIX) :]
         if split is not None:
             dataset_id = f"{dataset_id}/{split}"
         return Dataset(

@@ -24,8 +24,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise InputError(f"malformed JSON ({err.msg} at column {err.colno})", path,
-                                 line_number) from None
+                raise InputError(
+                    f"malformed JSON ({err.msg} at column {err.colno})", path, line_number
+                ) from None
             if not isinstance(record, dict):
                 raise InputError("expected a JSON object per line", path, line_number)
             yield line_number, record

@@ -19,11 +19,23 @@ class Scorer(Protocol):
     calibration is the job of ``EnsembleTeacher`` or of the loss.
     """
 
-    def score(self, queries: list[str], passages: list[list[str]]) -> list[np.ndarray]:
+    def score(
+        self,
+        queries: list[str],
+        passages: list[list[str]],
+        *,
+        query_ids: list[str] | None = None,
+        doc_ids: list[list[str]] | None = None,
+    ) -> list[np.ndarray]:
         """Score ``passages[i]`` against ``queries[i]``.
 
+        Model-based scorers read the texts and ignore the ids; a scorer whose scores are looked
+        up (a candidate run's own BM25 scores, say) reads the ids and ignores the texts. Callers
+        that have the ids (the scoring loop does) always pass them.
+
         Shapes:
-            queries: Q strings; passages: Q lists of K_i strings (ragged).
+            queries: Q strings; passages: Q lists of K_i strings (ragged);
+            query_ids: Q ids; doc_ids: Q lists of K_i ids.
             returns: Q float arrays, the i-th of shape [K_i].
         """
         ...

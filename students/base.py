@@ -1,0 +1,55 @@
+"""What every trainable student offers the trainer, whatever its architecture.
+
+The trainer only ever asks a student for differentiable scores of query groups; how a student
+turns texts into scores (dot products of pooled vectors, MaxSim over token vectors, a
+cross-encoder's logit) is its own business. So one trainer and one family of losses serve the
+bi-encoder, ColBERT and cross-encoder students alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class TrainableStudent(Protocol):
+    """A student the trainer can optimise, save and reload.
+
+    Attributes:
+        model: the ``torch.nn.Module`` holding every trainable parameter (what the optimizer
+            sees and what a checkpoint saves).
+    """
+
+    model: torch.nn.Module
+
+    def score_groups(self, queries: list[str], passages: list[list[str]]) -> torch.Tensor:
+        """Differentiable scores of each query against its own group of passages.
+
+        Shapes:
+            queries: B strings; passages: B lists of K strings (same K for every row).
+            returns: Tensor[B, K].
+        """
+        ...
+
+    def score_all(self, queries: list[str], passages: list[str]) -> torch.Tensor:
+        """Differentiable scores of every query against every passage (in-batch negatives).
+
+        Shapes:
+            queries: B strings; passages: N strings. returns: Tensor[B, N].
+
+        Raises:
+            NotImplementedError: for students that cannot score cross products cheaply
+                (cross-encoders).
+        """
+        ...
+
+    def save(self, folder: str | Path) -> None:
+        """Save so that plain sentence-transformers / transformers loads the folder."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Settings that identify the student (base model, pooling, similarity, lengths...)."""
+        ...

@@ -1,0 +1,132 @@
+"""Teachers: calibration, ensembles, run scores, spec parsing, and the model teachers on tiny
+random models (cross-encoder and bi-encoder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import save_tiny_cross_encoder, save_tiny_sentence_transformer
+
+from retrieval_kd.errors import RKDError
+from retrieval_kd.interfaces import Scorer
+from teachers import EnsembleTeacher, RunScoreTeacher, build_teacher, parse_teacher_spec
+from teachers.calibration import minmax, rank, zscore
+
+QUERIES = ["solar panels electricity", "cooking pasta"]
+PASSAGES = [["solar panels make electricity", "boil pasta water", "wind turbines"],
+            ["cooking pasta in water", "the sun"]]
+
+
+# -- calibration -------------------------------------------------------------------------------
+def test_calibrations_by_hand() -> None:
+    assert zscore(np.array([1.0, 3.0])).tolist() == [-1.0, 1.0]  # mean 2, std 1
+    assert zscore(np.array([5.0, 5.0])).tolist() == [0.0, 0.0]
+    assert minmax(np.array([-2.0, 0.0, 2.0])).tolist() == [0.0, 0.5, 1.0]
+    assert minmax(np.array([7.0])).tolist() == [0.5]
+    assert rank(np.array([0.3, 0.1, 0.2])).tolist() == [1.0, 0.0, 0.5]
+
+
+@pytest.mark.parametrize("calibrate", [zscore, minmax, rank])
+def test_calibration_ignores_scale_and_shift(calibrate) -> None:
+    scores = np.array([0.2, 1.7, -0.4, 3.0])
+    assert np.allclose(calibrate(scores), calibrate(13.0 * scores - 4.0))
+
+
+# -- run scores and ensembles ------------------------------------------------------------------
+def test_run_scores_need_ids_and_floor_missing_documents() -> None:
+    teacher = RunScoreTeacher({"q1": {"a": 3.0, "b": 1.0}}, name="bm25")
+    out = teacher.score(["x"], [["b", "zz", "a"]], query_ids=["q1"], doc_ids=[["b", "zz", "a"]])
+    assert out[0].tolist() == [1.0, 1.0, 3.0]  # unknown doc gets the query's lowest score
+    with pytest.raises(RKDError, match="must pass query_ids"):
+        teacher.score(["x"], [["b"]])
+    assert isinstance(teacher, Scorer)
+
+
+def test_ensemble_is_weighted_sum_of_zscores() -> None:
+    lexical = RunScoreTeacher({"q": {"a": 30.0, "b": 10.0, "c": 20.0}}, "bm25")
+    dense = RunScoreTeacher({"q": {"a": 0.1, "b": 0.9, "c": 0.5}}, "dense")
+    ensemble = EnsembleTeacher([(lexical, 1.0), (dense, 2.0)], calibration="zscore")
+    docs = ["a", "b", "c"]
+    out = ensemble.score(["q"], [docs], query_ids=["q"], doc_ids=[docs])[0]
+    # z(bm25) = [1.2247, -1.2247, 0]; z(dense) = [-1.2247, 1.2247, 0]
+    assert out == pytest.approx([1.2247 - 2 * 1.2247, -1.2247 + 2 * 1.2247, 0.0], abs=1e-4)
+    described = ensemble.describe()
+    assert described["calibration"] == "zscore" and len(described["members"]) == 2
+
+
+def test_ensemble_rejects_bad_settings() -> None:
+    with pytest.raises(RKDError, match="at least one member"):
+        EnsembleTeacher([])
+    with pytest.raises(RKDError, match="unknown calibration 'softmax'"):
+        EnsembleTeacher([(RunScoreTeacher({}), 1.0)], calibration="softmax")
+
+
+# -- specs -------------------------------------------------------------------------------------
+def test_spec_strings() -> None:
+    assert parse_teacher_spec("cross-encoder/ms-marco-MiniLM-L-6-v2") == {
+        "kind": "cross-encoder", "model": "cross-encoder/ms-marco-MiniLM-L-6-v2"}
+    assert parse_teacher_spec("bi-encoder:minilm-l6") == {"kind": "bi-encoder",
+                                                          "model": "minilm-l6"}
+    assert parse_teacher_spec("ensemble:rank:run*0.5+bi-encoder:m*2") == {
+        "kind": "ensemble", "calibration": "rank",
+        "members": [{"kind": "run", "weight": 0.5},
+                    {"kind": "bi-encoder", "model": "m", "weight": 2.0}]}
+    with pytest.raises(RKDError, match="weight 'x' is not a number"):
+        parse_teacher_spec("ensemble:zscore:run*x")
+
+
+def test_spec_file_and_errors(tmp_path: Path) -> None:
+    spec = tmp_path / "teacher.yaml"
+    spec.write_text("kind: ensemble\ncalibration: minmax\nmembers:\n  - {kind: run, weight: 1}\n")
+    teacher = build_teacher(str(spec), candidates={"q": {"a": 1.0}})
+    assert isinstance(teacher, EnsembleTeacher) and teacher.calibration == "minmax"
+    with pytest.raises(RKDError, match="unknown teacher kind 'oracle'"):
+        build_teacher({"kind": "oracle"})
+    with pytest.raises(RKDError, match="give candidates"):
+        build_teacher("run")
+
+
+def test_unresolvable_model_is_one_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RKDError, match="no-such-org/no-such-model"):
+        build_teacher("bi-encoder:no-such-org/no-such-model")
+
+
+# -- model teachers on tiny random models ------------------------------------------------------
+def test_cross_encoder_teacher_matches_plain_cross_encoder(tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    folder = save_tiny_cross_encoder(tmp_path / "ce")
+    teacher = build_teacher(f"cross-encoder:{folder}", None)
+    scores = teacher.score(QUERIES, PASSAGES)
+    assert [s.shape for s in scores] == [(3,), (2,)]
+    plain = CrossEncoder(str(folder), activation_fn=torch.nn.Identity())
+    expected = plain.predict([(q, p) for q, ps in zip(QUERIES, PASSAGES, strict=True) for p in ps])
+    assert np.concatenate(scores) == pytest.approx(expected, abs=1e-5)  # raw logits, same order
+    assert teacher.describe()["kind"] == "cross-encoder"
+
+
+def test_cross_encoder_teacher_is_batch_size_invariant(tmp_path: Path) -> None:
+    from teachers.cross_encoder import CrossEncoderTeacher
+
+    folder = save_tiny_cross_encoder(tmp_path / "ce")
+    one = CrossEncoderTeacher(str(folder), batch_size=1).score(QUERIES, PASSAGES)
+    many = CrossEncoderTeacher(str(folder), batch_size=4).score(QUERIES, PASSAGES)
+    for a, b in zip(one, many, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)  # padding does not leak into scores
+
+
+def test_bi_encoder_teacher_is_cosine_of_embeddings(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    folder = save_tiny_sentence_transformer(tmp_path / "st")
+    teacher = build_teacher(f"bi-encoder:{folder}")
+    scores = teacher.score(QUERIES, PASSAGES)
+    model = SentenceTransformer(str(folder))
+    q = model.encode(QUERIES, normalize_embeddings=True)
+    p = model.encode(PASSAGES[1], normalize_embeddings=True)
+    assert scores[1] == pytest.approx(p @ q[1], abs=1e-5)
+    assert all(np.all(np.abs(s) <= 1.0 + 1e-6) for s in scores)

@@ -7,6 +7,7 @@ as an ensemble member next to BM25.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,9 @@ from teachers._resolve import resolve
 class BiEncoderTeacher:
     """Scores ``sim(encode(query), encode(passage))`` with a SentenceTransformer.
 
-    Each distinct passage text of a call is encoded once, however many queries list it.
+    Each distinct passage text is encoded once, however many queries list it: vectors are
+    kept in a cache of up to ``cache_size`` passages across calls (candidate lists of different
+    queries overlap heavily: SciFact's 30,000 BM25 top-100 pairs hold about 5,000 documents).
 
     Args:
         model: hub id, short name or local folder of a sentence-transformers model.
@@ -27,6 +30,7 @@ class BiEncoderTeacher:
         batch_size: encoding batch size.
         max_length: token limit for both sides (None: the model's own).
         device: torch device (None: CUDA if available).
+        cache_size: passages whose vectors are kept between calls (0: no cache).
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class BiEncoderTeacher:
         batch_size: int = 64,
         max_length: int | None = None,
         device: str | None = None,
+        cache_size: int = 200_000,
     ):
         from sentence_transformers import SentenceTransformer
 
@@ -49,6 +54,8 @@ class BiEncoderTeacher:
             self.encoder.half()
         self.similarity = similarity
         self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
 
     def _encode(self, texts: list[str], query: bool) -> torch.Tensor:
         encode = self.encoder.encode_query if query else self.encoder.encode_document
@@ -60,6 +67,20 @@ class BiEncoderTeacher:
             show_progress_bar=False,
         )
         return vectors.float()
+
+    def _passage_vectors(self, texts: list[str]) -> torch.Tensor:
+        """Vectors of distinct ``texts`` [P, D], encoding only those not cached."""
+        missing = [t for t in texts if t not in self._cache]
+        if missing:
+            fresh = self._encode(missing, query=False)
+            for text, vector in zip(missing, fresh, strict=True):
+                self._cache[text] = vector
+        vectors = torch.stack([self._cache[t] for t in texts])
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return vectors
 
     def score(
         self,
@@ -74,7 +95,7 @@ class BiEncoderTeacher:
         position = {text: i for i, text in enumerate(unique)}
         with torch.inference_mode():
             query_vectors = self._encode(list(queries), query=True)
-            passage_vectors = self._encode(unique, query=False) if unique else None
+            passage_vectors = self._passage_vectors(unique) if unique else None
             out = []
             for row, group in enumerate(passages):
                 if not group:

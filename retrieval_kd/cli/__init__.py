@@ -15,6 +15,7 @@ import typer
 from retrieval_kd.cli.candidates import candidates
 from retrieval_kd.cli.evaluate import evaluate
 from retrieval_kd.cli.pending import register_pending
+from retrieval_kd.cli.score import score
 from retrieval_kd.errors import RKDError
 from retrieval_kd.progress import set_quiet
 
@@ -42,6 +43,7 @@ def _global_options(
 
 app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(candidates)
 app.command(help="Evaluate one or more TREC runs (ranx), with significance tests.")(evaluate)
+app.command(help="Score candidates with a teacher into a resumable score store.")(score)
 register_pending(app)
 
 

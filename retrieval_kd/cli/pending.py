@@ -7,7 +7,6 @@ import sys
 import typer
 
 PENDING = {
-    "score": "Score candidates with a teacher into a score store.",
     "train": "Train a student from a teacher score store (YAML config).",
     "index": "Encode a corpus with a student and build a FAISS index.",
     "search": "Search a FAISS index with a student's query encoder -> TREC run.",

@@ -1,0 +1,249 @@
+"""A pointwise LLM teacher: any Hugging Face causal LM scores each (query, passage) on its own.
+
+Two modes:
+
+- ``"yes_no"``: the relevance logit ``log P(yes) - log P(no)`` of the token after a prompt that
+  asks whether the passage answers the query (the prompting of HELM, Liang et al. 2022, and of
+  Nogueira et al. 2020's monoT5 "true"/"false" readout, applied to a causal LM). "yes" is the
+  ``logsumexp`` over the single-token variants ``yes``/`` yes``/``Yes``/`` Yes``/``YES``/
+  `` YES`` (and likewise "no"): the tokenisation of the answer depends on the model and on
+  whether the prompt ends in a space or a newline, and summing the probabilities of the variants
+  is the probability of the word. The ids used are in ``describe()``.
+- ``"query_likelihood"``: the mean log-probability of the query tokens given a prompt holding
+  the passage (UPR, Sachan et al. 2022, "Improving Passage Retrieval with Zero-Shot Question
+  Generation"; Zhuang et al. 2023, "Open-source LLMs are zero-shot query likelihood models"),
+  in one forward pass over prompt + query with only the query positions read out.
+
+Every pair is tokenised once, pairs are sorted by length so each batch pads only to its own
+longest prompt (left padding, positions counted from each row's first real token), and the
+original order is restored. Long prompts lose the end of the PASSAGE, never the template or the
+query (see :mod:`teachers.llm_prompts`). An empty passage is scored like any other text (the
+prompt simply has nothing between its passage markers); an empty query cannot be scored in
+``query_likelihood`` mode (no tokens to average) and is an error.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+
+from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.progress import progress
+from teachers.llm_loading import load_causal_lm
+from teachers.llm_prompts import (
+    DEFAULT_QUERY_LIKELIHOOD_TEMPLATE,
+    DEFAULT_YES_NO_TEMPLATE,
+    NO_VARIANTS,
+    YES_VARIANTS,
+    EncodedPrompt,
+    answer_token_ids,
+    build_frame,
+    encode_prompt,
+)
+
+MODES = ("yes_no", "query_likelihood")
+_SCORE_FORMULA = {
+    "yes_no": "logsumexp(logits[yes ids]) - logsumexp(logits[no ids]) at the next token",
+    "query_likelihood": "mean over query tokens of log P(token | prompt, previous query tokens)",
+}
+
+
+class LLMPointwiseTeacher:
+    """Scores (query, passage) pairs with a causal LM, one pair per sequence.
+
+    Args:
+        model: Hub id, registered short name, local folder, or a ``.gguf`` file.
+        mode: ``"yes_no"`` or ``"query_likelihood"``.
+        template: Prompt with ``{query}`` and ``{passage}`` (once each); default
+            :data:`~teachers.llm_prompts.DEFAULT_YES_NO_TEMPLATE` or
+            :data:`~teachers.llm_prompts.DEFAULT_QUERY_LIKELIHOOD_TEMPLATE`. In ``yes_no`` mode it
+            is the user message of the tokenizer's chat template (with the generation prompt);
+            without a chat template ``"\\nAnswer:"`` is appended.
+        max_length: Token limit of a prompt; the passage is cut to fit.
+        batch_size: Prompts per forward pass.
+        device: Torch device; default CUDA when available, else CPU.
+        dtype: Torch dtype or its name; default bf16 on a bf16-capable GPU, else float32.
+        gguf_file: GGUF file name inside the folder ``model`` (transformers' ``gguf_file=``).
+        chat: Use the tokenizer's chat template in ``yes_no`` mode (None: when it has one).
+
+    Raises:
+        InputError: Unknown mode, bad template, or non-positive sizes.
+        RKDError: The model does not load, or "yes"/"no" are not single tokens.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        mode: str = "yes_no",
+        template: str | None = None,
+        max_length: int = 512,
+        batch_size: int = 8,
+        device: str | None = None,
+        dtype: Any = None,
+        *,
+        gguf_file: str | None = None,
+        chat: bool | None = None,
+    ):
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}")
+        if max_length < 1 or batch_size < 1:
+            raise InputError("max_length and batch_size must be positive")
+        loaded = load_causal_lm(model, gguf_file=gguf_file, device=device, dtype=dtype)
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.identity = loaded.identity
+        self.device = torch.device(loaded.device)
+        self.dtype = loaded.dtype
+        self.mode = mode
+        self.max_length = max_length
+        self.batch_size = batch_size
+        if template is None:
+            template = (
+                DEFAULT_YES_NO_TEMPLATE if mode == "yes_no" else DEFAULT_QUERY_LIKELIHOOD_TEMPLATE
+            )
+        self.template = template
+        self.frame = build_frame(template, mode, self.tokenizer, chat)
+        self.yes_ids: list[int] = []
+        self.no_ids: list[int] = []
+        if mode == "yes_no":
+            self.yes_ids = answer_token_ids(self.tokenizer, YES_VARIANTS)
+            self.no_ids = answer_token_ids(self.tokenizer, NO_VARIANTS)
+            if set(self.yes_ids) & set(self.no_ids):
+                raise RKDError("the yes and no answer tokens overlap")
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        self.pad_id = int(pad) if pad is not None else 0
+        params = inspect.signature(self.model.forward).parameters
+        self._position_ids = "position_ids" in params
+        self._logits_to_keep = "logits_to_keep" in params
+
+    def encode(self, query: str, passage: str) -> EncodedPrompt:
+        """The token ids of one pair's prompt (passage cut to ``max_length``), field positions.
+
+        Shapes:
+            returns input_ids [T <= max_length], query/passage positions into it.
+        """
+        return encode_prompt(self.frame, self.tokenizer, query, passage, self.max_length)
+
+    def score(
+        self,
+        queries: list[str],
+        passages: list[list[str]],
+        *,
+        query_ids: list[str] | None = None,
+        doc_ids: list[list[str]] | None = None,
+    ) -> list[np.ndarray]:
+        """Raw scores of each query's passages (higher = more relevant); ids are not read.
+
+        Shapes:
+            queries: Q strings; passages: Q lists of K_i strings -> Q float32 arrays [K_i].
+
+        Raises:
+            InputError: ``queries`` and ``passages`` differ in length.
+            RKDError: A score is NaN/inf, or a prompt cannot be built (names the query).
+        """
+        if len(queries) != len(passages):
+            raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+        owners = [i for i, group in enumerate(passages) for _ in group]
+        encoded = [self._encode_checked(queries[i], p) for i, g in enumerate(passages) for p in g]
+        flat = np.empty(len(encoded), dtype=np.float64)
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].input_ids))
+        starts = range(0, len(order), self.batch_size)
+        for start in progress(starts, desc=f"LLM {self.mode}", total=len(starts)):
+            picked = order[start : start + self.batch_size]
+            flat[picked] = self._score_batch([encoded[i] for i in picked])
+        bad = np.flatnonzero(~np.isfinite(flat))
+        if bad.size:
+            qi = owners[int(bad[0])]
+            name = query_ids[qi] if query_ids is not None else queries[qi][:80]
+            raise RKDError(
+                f"LLM teacher gave a non-finite score ({flat[bad[0]]}) for query {name!r} "
+                f"({bad.size} non-finite scores in this call)"
+            )
+        bounds = np.cumsum([0] + [len(group) for group in passages])
+        return [flat[bounds[i] : bounds[i + 1]].astype(np.float32) for i in range(len(passages))]
+
+    def _encode_checked(self, query: str, passage: str) -> EncodedPrompt:
+        enc = self.encode(query, passage)
+        if self.mode == "query_likelihood":
+            if not enc.query_positions:
+                raise RKDError(f"query {query[:80]!r} has no tokens: query likelihood undefined")
+            if enc.query_positions[0] < 1:
+                raise RKDError(f"query {query[:80]!r}: no prompt token before the query")
+        return enc
+
+    @torch.inference_mode()
+    def _score_batch(self, batch: list[EncodedPrompt]) -> np.ndarray:
+        """Scores of a few prompts in one left-padded forward pass.
+
+        Shapes:
+            batch: B prompts of length T_b -> float64 [B]; internally ids/mask [B, L],
+            L = max T_b, logits [B, keep, V] (keep = 1 for yes_no).
+        """
+        length = max(len(e.input_ids) for e in batch)
+        pads = [length - len(e.input_ids) for e in batch]
+        ids = torch.full((len(batch), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, (enc, pad) in enumerate(zip(batch, pads, strict=True)):
+            ids[row, pad:] = torch.tensor(enc.input_ids, dtype=torch.long)
+            mask[row, pad:] = 1
+        if self.mode == "yes_no":
+            keep = 1
+        else:  # logits from the position before the earliest query token to the end
+            keep = length - min(
+                p + e.query_positions[0] - 1 for e, p in zip(batch, pads, strict=True)
+            )
+        inputs: dict[str, Any] = {
+            "input_ids": ids.to(self.device),
+            "attention_mask": mask.to(self.device),
+            "use_cache": False,
+        }
+        if self._position_ids:  # left padding: position 0 is each row's first real token
+            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(self.device)
+        if self._logits_to_keep:
+            inputs["logits_to_keep"] = keep
+        logits = self.model(**inputs).logits[:, -keep:].float()
+        if self.mode == "yes_no":
+            last = logits[:, -1]
+            yes = torch.logsumexp(last[:, self.yes_ids], dim=-1)
+            no = torch.logsumexp(last[:, self.no_ids], dim=-1)
+            return (yes - no).double().cpu().numpy()
+        logp = torch.log_softmax(logits, dim=-1)
+        offset = length - keep
+        out = np.empty(len(batch), dtype=np.float64)
+        for row, (enc, pad) in enumerate(zip(batch, pads, strict=True)):
+            targets = torch.tensor([pad + q for q in enc.query_positions])
+            rows = logp[row, targets - 1 - offset]
+            picked = rows.gather(-1, ids[row, targets].to(rows.device).unsqueeze(-1))
+            out[row] = picked.mean().item()
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Model identity, mode, template, rendered prompt, answer tokens, limits."""
+        info: dict[str, Any] = {
+            "kind": f"llm-{'yes-no' if self.mode == 'yes_no' else 'ql'}",
+            "model": self.identity.get("spec"),
+            **{k: v for k, v in self.identity.items() if k != "spec"},
+            "mode": self.mode,
+            "template": self.template,
+            "prompt": self.frame.text(),
+            "chat_template": self.frame.chat,
+            "add_special_tokens": self.frame.add_special_tokens,
+            "max_length": self.max_length,
+            "truncation": "passage (end cut at a token boundary)",
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "score": _SCORE_FORMULA[self.mode],
+            "score_transform": "none",
+            "device": str(self.device),
+            "batch_size": self.batch_size,
+        }
+        if self.mode == "yes_no":
+            info["yes_token_ids"] = self.yes_ids
+            info["no_token_ids"] = self.no_ids
+            info["yes_tokens"] = self.tokenizer.convert_ids_to_tokens(self.yes_ids)
+            info["no_tokens"] = self.tokenizer.convert_ids_to_tokens(self.no_ids)
+        return info

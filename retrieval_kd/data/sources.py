@@ -74,7 +74,7 @@ class Dataset:
     @property
     def label(self) -> str:
         """``name/split`` for tables and manifests."""
-        return self.name if self.split is None else f"{self.name}/{self.split}"
+        return self.name if not self.split else f"{self.name}/{self.split}"
 
 
 def data_dir() -> Path:
@@ -153,12 +153,15 @@ def load_dataset(spec: str, split: str | None = None) -> Dataset:
         dataset_id = spec[len(IRDS_PREFIX) :]
         if split is not None:
             dataset_id = f"{dataset_id}/{split}"
+        from retrieval_kd.data.irds import load_irds
+
+        has_qrels = load_irds(dataset_id).has_qrels()  # metadata only: no download
         return Dataset(
             name=spec,
-            split=dataset_id.rsplit("/", 1)[-1],
+            split=split,
             load_corpus=lambda: irds_corpus(dataset_id),
             load_all_queries=lambda: irds_queries(dataset_id),
-            load_qrels=lambda: irds_qrels(dataset_id),
+            load_qrels=(lambda: irds_qrels(dataset_id)) if has_qrels else None,
         )
     folder = resolve_folder(spec)
     return load_beir_folder(folder, split, name=spec)

@@ -1,14 +1,10 @@
 #!/usr/bin/env bash
-# The main job, end to end on SciFact, as far as the pipeline exists in this version:
-# BM25 candidates for the test queries -> evaluation (nDCG@10, MRR@10, Recall@100).
-# (Teacher scoring, distillation into a student, FAISS indexing and the report join this script
-# as `rkd distill --config configs/demo-scifact.yaml` when they land.)
+# The main job, end to end on SciFact: BM25 candidates -> teacher scores (a cross-encoder when
+# one can be had, else the BM25 + MiniLM-L6 ensemble) -> Margin-MSE + KL distillation into
+# paraphrase-MiniLM-L3-v2 -> exact FAISS index -> search -> report (runs/demo-scifact/report/).
+# Extra arguments go to `rkd distill`, e.g. `bash scripts/demo.sh --quick` for a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
-out=${RKD_RUN_DIR:-runs/demo-scifact}
-mkdir -p "$out"
-.venv/bin/rkd candidates --data scifact --split test --k 100 --out "$out/bm25.trec"
-.venv/bin/rkd evaluate --run "$out/bm25.trec" --qrels scifact/test \
-  --metrics ndcg@10,mrr@10,recall@100 --conventions beir --per-query "$out/per_query.csv"
+.venv/bin/rkd distill --config configs/demo-scifact.yaml "$@"

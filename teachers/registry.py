@@ -7,6 +7,8 @@ String forms::
     colbert:<model>                MaxSim of a ColBERT (MultiVectorEncoder) model
     llm-yes-no:<model>             LLM relevance logit log P(yes) - log P(no)
     llm-ql:<model>                 LLM query likelihood
+    llm-pairwise:<model>           LLM pairwise preferences, Bradley-Terry scores
+    llm-listwise:<model>           LLM sliding-window listwise ranking, -rank scores
     run                            the candidate run's own scores (e.g. BM25)
     ensemble:<calibration>:<member>*<weight>+<member>*<weight>...
     <file>.yaml / <file>.json      a dict spec
@@ -61,12 +63,26 @@ def _llm(mode: str) -> Callable[..., Scorer]:
     return build
 
 
+def _llm_pairwise(model: str, **options: Any) -> Scorer:
+    from teachers.llm_pairwise import LLMPairwiseTeacher
+
+    return LLMPairwiseTeacher(model, **options)
+
+
+def _llm_listwise(model: str, **options: Any) -> Scorer:
+    from teachers.llm_listwise import LLMListwiseTeacher
+
+    return LLMListwiseTeacher(model, **options)
+
+
 MODEL_KINDS: dict[str, Callable[..., Scorer]] = {
     "cross-encoder": _cross_encoder,
     "bi-encoder": _bi_encoder,
     "colbert": _colbert,
     "llm-yes-no": _llm("yes_no"),
     "llm-ql": _llm("query_likelihood"),
+    "llm-pairwise": _llm_pairwise,
+    "llm-listwise": _llm_listwise,
 }
 KINDS = (*MODEL_KINDS, "run", "ensemble")
 

@@ -49,13 +49,41 @@ def test_cli_index_and_search(toy_beir: Path, tmp_path: Path) -> None:
     student = save_tiny_sentence_transformer(tmp_path / "student")
     env = {**os.environ, "RKD_DATA_DIR": str(toy_beir.parent)}
     cli = [sys.executable, "-m", "retrieval_kd.cli", "-q"]
-    out = subprocess.run([*cli, "index", "--student", str(student), "--data", "toy", "--index",
-                          "flat", "--out", str(tmp_path / "idx")], capture_output=True, text=True,
-                         env=env)
+    out = subprocess.run(
+        [
+            *cli,
+            "index",
+            "--student",
+            str(student),
+            "--data",
+            "toy",
+            "--index",
+            "flat",
+            "--out",
+            str(tmp_path / "idx"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
-    out = subprocess.run([*cli, "search", "--index", str(tmp_path / "idx"), "--queries",
-                          "toy/test", "--k", "2", "--out", str(tmp_path / "run.trec")],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [
+            *cli,
+            "search",
+            "--index",
+            str(tmp_path / "idx"),
+            "--queries",
+            "toy/test",
+            "--k",
+            "2",
+            "--out",
+            str(tmp_path / "run.trec"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     lines = (tmp_path / "run.trec").read_text().splitlines()
     assert len(lines) == 6  # 3 judged queries x top 2

@@ -16,8 +16,10 @@ from teachers import EnsembleTeacher, RunScoreTeacher, build_teacher, parse_teac
 from teachers.calibration import minmax, rank, zscore
 
 QUERIES = ["solar panels electricity", "cooking pasta"]
-PASSAGES = [["solar panels make electricity", "boil pasta water", "wind turbines"],
-            ["cooking pasta in water", "the sun"]]
+PASSAGES = [
+    ["solar panels make electricity", "boil pasta water", "wind turbines"],
+    ["cooking pasta in water", "the sun"],
+]
 
 
 # -- calibration -------------------------------------------------------------------------------
@@ -67,13 +69,21 @@ def test_ensemble_rejects_bad_settings() -> None:
 # -- specs -------------------------------------------------------------------------------------
 def test_spec_strings() -> None:
     assert parse_teacher_spec("cross-encoder/ms-marco-MiniLM-L-6-v2") == {
-        "kind": "cross-encoder", "model": "cross-encoder/ms-marco-MiniLM-L-6-v2"}
-    assert parse_teacher_spec("bi-encoder:minilm-l6") == {"kind": "bi-encoder",
-                                                          "model": "minilm-l6"}
+        "kind": "cross-encoder",
+        "model": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    }
+    assert parse_teacher_spec("bi-encoder:minilm-l6") == {
+        "kind": "bi-encoder",
+        "model": "minilm-l6",
+    }
     assert parse_teacher_spec("ensemble:rank:run*0.5+bi-encoder:m*2") == {
-        "kind": "ensemble", "calibration": "rank",
-        "members": [{"kind": "run", "weight": 0.5},
-                    {"kind": "bi-encoder", "model": "m", "weight": 2.0}]}
+        "kind": "ensemble",
+        "calibration": "rank",
+        "members": [
+            {"kind": "run", "weight": 0.5},
+            {"kind": "bi-encoder", "model": "m", "weight": 2.0},
+        ],
+    }
     with pytest.raises(RKDError, match="weight 'x' is not a number"):
         parse_teacher_spec("ensemble:zscore:run*x")
 

@@ -32,8 +32,13 @@ def tiny_tokenizer():
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]", model_max_length=64,
+        tokenizer_object=core,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
     )
 
 
@@ -41,8 +46,14 @@ def tiny_bert_config(**overrides):
     from transformers import BertConfig
 
     tokenizer_size = len(SPECIAL) + len(set(WORDS))
-    settings = dict(vocab_size=tokenizer_size, hidden_size=32, num_hidden_layers=2,
-                    num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    settings = dict(
+        vocab_size=tokenizer_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     settings.update(overrides)
     return BertConfig(**settings)
 

@@ -13,9 +13,11 @@ import sys
 import typer
 
 from retrieval_kd.cli.candidates import candidates
+from retrieval_kd.cli.distill import distill
 from retrieval_kd.cli.evaluate import evaluate
-from retrieval_kd.cli.pending import register_pending
+from retrieval_kd.cli.retrieve import index, search
 from retrieval_kd.cli.score import score
+from retrieval_kd.cli.train import train
 from retrieval_kd.errors import RKDError
 from retrieval_kd.progress import set_quiet
 
@@ -44,7 +46,10 @@ def _global_options(
 app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(candidates)
 app.command(help="Evaluate one or more TREC runs (ranx), with significance tests.")(evaluate)
 app.command(help="Score candidates with a teacher into a resumable score store.")(score)
-register_pending(app)
+app.command(help="Encode a corpus with a student into a FAISS index.")(index)
+app.command(help="Search a student's FAISS index -> TREC run.")(search)
+app.command(help="The whole chain from one YAML config (resumable, stage by stage).")(distill)
+app.command(help="Train a student from a teacher score store (YAML config).")(train)
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def score(
 
         run, _ = bm25_candidates(dataset.corpus, queries, k=depth)
         source = {"name": "bm25", "data": dataset.label}
-    qrels = dataset.qrels if dataset.split is not None else None
+    qrels = dataset.qrels if dataset.load_qrels is not None else None
     scorer = build_teacher(teacher, run)
     store = score_candidates(
         scorer,

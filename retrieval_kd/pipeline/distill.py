@@ -1,0 +1,422 @@
+"""``rkd distill``: candidates -> teacher scores -> training -> index -> search -> report.
+
+Each stage writes ``<output_dir>/<stage>/`` with a ``manifest.json`` and is skipped when a run
+with the same inputs and settings finished it (see ``retrieval_kd.pipeline.stages``):
+
+=====================  =================================================================
+candidates-train        BM25 top ``train_depth`` for the training queries (``run.trec``)
+candidates-eval         BM25 top ``eval_depth`` for the evaluation queries (``run.trec``)
+teacher-train           the teacher's scores of the training candidates (``store/``)
+teacher-eval            the teacher re-ranking the evaluation candidates (``store/``, ``run.trec``)
+student-untrained       the student before training (``model/``)
+train-distilled         the student trained from the teacher's scores (``model/``)
+train-baseline          the same student, same queries and candidates, no teacher (InfoNCE)
+retrieve-<student>      FAISS index of the corpus and its top-k run for each student
+report                  ``report.md`` + PNGs: metrics, significance, agreement, curves, cost
+=====================  =================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from retrieval_kd.data import load_dataset, read_run, write_run
+from retrieval_kd.data.types import Run
+from retrieval_kd.errors import RKDError
+from retrieval_kd.pipeline.config import DistillConfig
+from retrieval_kd.pipeline.stages import Stage, run_stage, stage_state
+from retrieval_kd.pipeline.teacher_choice import choose_teacher
+
+logger = logging.getLogger(__name__)
+
+STUDENTS = ("untrained", "distilled", "baseline")
+UNTIL = {  # --until <name> runs every stage up to and including these
+    "candidates": "candidates-eval",
+    "score": "teacher-eval",
+    "train": "train-baseline",
+    "index": "retrieve-baseline",
+    "report": "report",
+}
+
+
+class DistillRun:
+    """Plans and runs one distillation config.
+
+    Construction checks everything cheap first (config, data folders and splits, student and
+    teacher resolution), so a typo'd path or an unresolvable model fails in seconds.
+
+    Args:
+        config: the validated config.
+        teacher: a teacher spec that overrides the configured one and its fallbacks.
+        echo: where progress lines go (``print`` by default).
+    """
+
+    def __init__(
+        self,
+        config: DistillConfig,
+        teacher: str | None = None,
+        echo: Callable[[str], None] = print,
+        dry_run: bool = False,
+    ):
+        self.config = config
+        self.root = Path(config.output_dir)
+        self.echo = echo
+        data = config.data
+        self.train_data = load_dataset(data.collection, data.train_split)
+        self.eval_data = load_dataset(data.collection, data.eval_split)
+        self.problems: list[str] = []  # what a dry run could not resolve on this machine
+        from retrieval_kd.models import resolve_model
+
+        student = config.train["student"]["model"]
+        self.student_label = student
+        try:
+            self.student_label += f" ({resolve_model(student).source})"
+        except RKDError as err:
+            if not dry_run:
+                raise
+            self.problems.append(f"student {student}: {str(err).splitlines()[0]}")
+        try:
+            self.teacher_spec, self.teacher_skipped = choose_teacher(
+                config.teacher.model, list(config.teacher.fallbacks), teacher
+            )
+        except RKDError as err:
+            if not dry_run:
+                raise
+            self.teacher_spec, self.teacher_skipped = config.teacher.model, []
+            self.problems.append(str(err).splitlines()[0])
+        self._teacher = None
+
+    # -- inputs ---------------------------------------------------------------------------------
+    @cached_property
+    def corpus_fp(self) -> str:
+        """The corpus identity without reading it (so a dry run plans without the data)."""
+        name = self.config.data.collection
+        if name.startswith("irds:"):
+            return name
+        from retrieval_kd.data.corpus import corpus_cache_file
+        from retrieval_kd.data.sources import resolve_folder
+
+        return corpus_cache_file(resolve_folder(name) / "corpus.jsonl", kind="corpus").stem
+
+    def _queries(self, dataset, limit: int | None) -> dict[str, str]:
+        queries = dataset.queries
+        ids = sorted(queries)[:limit] if limit else sorted(queries)
+        return {q: queries[q] for q in ids}
+
+    def teacher(self, candidates: Run):
+        """The teacher, built once and shared by both scoring stages (encoder caches too)."""
+        if self._teacher is None:
+            from teachers import build_teacher
+
+            self._teacher = build_teacher(self.teacher_spec, candidates)
+        elif hasattr(self._teacher, "members"):  # ensembles with a ``run`` member
+            from teachers import RunScoreTeacher
+
+            for member, _ in self._teacher.members:
+                if isinstance(member, RunScoreTeacher):
+                    member.run = candidates
+        return self._teacher
+
+    # -- stages ---------------------------------------------------------------------------------
+    def plan(self) -> list[Stage]:
+        c = self.config
+        stages: list[Stage] = []
+        fps: dict[str, str] = {}
+
+        def add(
+            name: str,
+            settings: dict[str, Any],
+            work: Callable[[Path], dict[str, Any]],
+            describe: str,
+            after: list[str],
+        ) -> Stage:
+            stage = Stage(
+                name, {**settings, "after": {a: fps[a] for a in after}}, work, describe, after
+            )
+            fps[name] = stage.fingerprint
+            stages.append(stage)
+            return stage
+
+        data = {"collection": c.data.collection, "corpus": self.corpus_fp}
+        for part, dataset, depth, limit in (
+            ("train", self.train_data, c.candidates.train_depth, c.data.max_train_queries),
+            ("eval", self.eval_data, c.candidates.eval_depth, c.data.max_eval_queries),
+        ):
+            add(
+                f"candidates-{part}",
+                {
+                    **data,
+                    "split": dataset.split,
+                    "depth": depth,
+                    "max_queries": limit,
+                    "source": c.candidates.source,
+                },
+                self._candidates_work(dataset, depth, limit),
+                f"{c.candidates.source} top-{depth} for {dataset.label}"
+                + (f" (first {limit} queries)" if limit else ""),
+                [],
+            )
+        for part, dataset in (("train", self.train_data), ("eval", self.eval_data)):
+            if part == "eval" and not c.teacher.score_eval:
+                continue
+            add(
+                f"teacher-{part}",
+                {"teacher": self.teacher_spec},
+                self._teacher_work(dataset, f"candidates-{part}"),
+                f"teacher {self.teacher_spec} scores candidates-{part}",
+                [f"candidates-{part}"],
+            )
+        add(
+            "student-untrained",
+            {"student": c.train["student"]},
+            self._untrained_work(),
+            f"student {self.config.train['student']['model']} before training",
+            [],
+        )
+        trainings = [("distilled", c.train.get("loss"))]
+        if c.baseline.enabled:
+            trainings.append(("baseline", c.baseline.loss))
+        recipe = {k: v for k, v in c.train.items() if k != "loss"}  # each training's own loss
+        for name, loss in trainings:
+            add(
+                f"train-{name}",
+                {"train": recipe, "loss": loss, "max_train_queries": c.data.max_train_queries},
+                self._train_work(loss),
+                f"train the student with {loss}",
+                ["teacher-train"],
+            )
+        for name in [n for n in STUDENTS if f"train-{n}" in fps or n == "untrained"]:
+            source = "student-untrained" if name == "untrained" else f"train-{name}"
+            add(
+                f"retrieve-{name}",
+                {
+                    "index": vars(c.index),
+                    "k": c.search.k,
+                    "eval_split": c.data.eval_split,
+                    "max_eval_queries": c.data.max_eval_queries,
+                },
+                self._retrieve_work(source),
+                f"{c.index.type} index + top-{c.search.k} search with the {name} student",
+                [source, "candidates-eval"],
+            )
+        add(
+            "report",
+            {
+                "metrics": c.search.metrics,
+                "conventions": c.data.conventions,
+                "agreement_depth": c.search.agreement_depth,
+            },
+            self._report_work(),
+            "report.md: metrics, significance, agreement, curves, cost",
+            list(fps),
+        )
+        return stages
+
+    def _candidates_work(self, dataset, depth: int, limit: int | None):
+        def work(folder: Path) -> dict[str, Any]:
+            queries = self._queries(dataset, limit)
+            if self.config.candidates.source == "bm25":
+                from retrieval_kd.candidates import bm25_candidates
+
+                run, cost = bm25_candidates(dataset.corpus, queries, k=depth)
+            else:
+                from retrieval_kd.data import truncate_run
+
+                run = truncate_run(
+                    read_run(
+                        self.config.candidates.source, known_queries=dataset.load_all_queries()
+                    ),
+                    depth,
+                )
+                run = {q: docs for q, docs in run.items() if q in queries}
+                cost = {}
+            write_run(run, folder / "run.trec", tag="candidates", depth=depth)
+            return {
+                "run": "run.trec",
+                "queries": len(run),
+                "pairs": sum(len(d) for d in run.values()),
+                **cost,
+            }
+
+        return work
+
+    def _teacher_work(self, dataset, candidates_stage: str):
+        def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.store import score_candidates
+
+            candidates = read_run(self.root / candidates_stage / "run.trec")
+            store = score_candidates(
+                self.teacher(candidates),
+                dataset.queries,
+                candidates,
+                dataset.corpus.texts,
+                folder / "store",
+                depth=max(len(d) for d in candidates.values()),
+                qrels=dataset.qrels,
+                queries_per_shard=50,
+                candidate_source={"name": candidates_stage},
+            )
+            write_run(store.to_run(), folder / "run.trec", tag="teacher")
+            manifest = store.manifest or {}
+            return {
+                "store": "store",
+                "run": "run.trec",
+                "teacher": self.teacher_spec,
+                "teacher_skipped": self.teacher_skipped,
+                "pairs": store.num_pairs,
+                "teacher_describe": manifest.get("teacher"),
+                "pairs_per_s": (manifest.get("cost") or {}).get("pairs_per_s_per_process"),
+            }
+
+        return work
+
+    def _untrained_work(self):
+        def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.training.students import build_student
+
+            config = self.config.train_config(folder, folder)
+            build_student(config.student).save(folder / "model")
+            return {"model": "model"}
+
+        return work
+
+    def _train_work(self, loss):
+        def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.training import train
+
+            config = self.config.train_config(
+                folder, self.root / "teacher-train" / "store", loss=loss
+            )
+            if any(folder.glob("checkpoint-*")):
+                config.training.resume_from_checkpoint = True  # a killed run resumes
+            result = train(config)
+            return {
+                "model": str(Path(result.model_dir).relative_to(folder)),
+                "best_metric": result.best_metric,
+                "global_step": result.global_step,
+                "dev_curve": result.dev_curve,
+                "loss_curve": result.loss_curve,
+                "examples_per_s": (result.manifest.get("result") or {}).get("examples_per_s"),
+            }
+
+        return work
+
+    def _retrieve_work(self, source_stage: str):
+        def work(folder: Path) -> dict[str, Any]:
+            import time
+
+            from retrieval_kd.manifest import read_manifest
+            from retrieval_kd.retrieval import StudentEncoder, index_corpus, search_index
+
+            c = self.config
+            model_dir = (
+                self.root
+                / source_stage
+                / read_manifest(self.root / source_stage)["outputs"]["model"]
+            )
+            encoder = StudentEncoder(str(model_dir), batch_size=c.index.batch_size)
+            start = time.perf_counter()
+            index = index_corpus(
+                encoder,
+                self.eval_data.corpus,
+                folder / "index",
+                c.index.type,
+                chunk_size=c.index.chunk_size,
+            )
+            built = time.perf_counter()
+            queries = self._queries(self.eval_data, c.data.max_eval_queries)
+            run = search_index(folder / "index", queries, k=c.search.k, encoder=encoder)
+            searched = time.perf_counter()
+            write_run(run, folder / "run.trec", tag=source_stage)
+            candidates = read_run(self.root / "candidates-eval" / "run.trec")
+            rescored = _student_scores(
+                encoder,
+                queries,
+                candidates,
+                _passage_vectors(index, encoder, self.eval_data.corpus),
+            )
+            write_run(rescored, folder / "candidates_rescored.trec", tag=source_stage)
+            return {
+                "run": "run.trec",
+                "index": "index",
+                "vectors": index.ntotal,
+                "docs_per_s": round(index.ntotal / max(built - start, 1e-9), 1),
+                "queries_per_s": round(len(queries) / max(searched - built, 1e-9), 1),
+                "index_bytes": index.size_bytes(),
+            }
+
+        return work
+
+    def _report_work(self):
+        def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.pipeline.report import write_report
+
+            return write_report(self, folder)
+
+        return work
+
+    # -- running --------------------------------------------------------------------------------
+    def describe_plan(self, until: str | None = None) -> list[str]:
+        lines = [f"teacher: {self.teacher_spec}"]
+        lines += [f"  (skipped {reason})" for reason in self.teacher_skipped]
+        lines.append(f"student: {self.student_label}")
+        lines += [f"  cannot run here: {problem}" for problem in self.problems]
+        for stage in self._selected(until):
+            lines.append(f"{stage_state(self.root, stage):>7}  {stage.name:18s} {stage.describe}")
+        return lines
+
+    def _selected(self, until: str | None) -> list[Stage]:
+        stages = self.plan()
+        if until is None:
+            return stages
+        last = UNTIL.get(until, until)
+        names = [s.name for s in stages]
+        if last not in names:
+            raise RKDError(f"--until {until!r}: choose one of {', '.join([*UNTIL, *names])}")
+        return stages[: names.index(last) + 1]
+
+    def run(self, until: str | None = None) -> dict[str, Any]:
+        """Run (or skip) every stage up to ``until``; returns the last stage's manifest."""
+        manifest: dict[str, Any] = {}
+        self.echo(f"teacher: {self.teacher_spec}")
+        for reason in self.teacher_skipped:
+            self.echo(f"  (skipped {reason})")
+        for stage in self._selected(until):
+            state = stage_state(self.root, stage)
+            self.echo(f"[{stage.name}] {'skip (done)' if state == 'done' else stage.describe}")
+            manifest = run_stage(self.root, stage)
+        return manifest
+
+
+def _passage_vectors(index, encoder, corpus) -> Callable[[list[str]], Any]:
+    """doc ids -> the student's vectors: read back from the index where it can reconstruct them
+    (flat, sq8, HNSW), else encoded again."""
+    try:
+        matrix = index.faiss_index.reconstruct_n(0, index.ntotal)
+    except RuntimeError:  # IVF / PQ indexes without a direct map
+        return lambda ids: encoder.encode_passages(corpus.texts(ids))
+    row_of = {doc_id: i for i, doc_id in enumerate(index.ids)}
+    return lambda ids: matrix[[row_of[d] for d in ids]]
+
+
+def _student_scores(
+    encoder, queries: dict[str, str], candidates: Run, passage_vectors: Callable[[list[str]], Any]
+) -> Run:
+    """The student's scores of each query's candidates (for agreement with the teacher)."""
+    import numpy as np
+
+    doc_ids = sorted({d for q in queries for d in candidates.get(q, {})})
+    vectors = passage_vectors(doc_ids) if doc_ids else None
+    row = {d: i for i, d in enumerate(doc_ids)}
+    query_ids = [q for q in queries if candidates.get(q)]
+    query_vectors = encoder.encode_queries([queries[q] for q in query_ids])
+    out: Run = {}
+    for q, qv in zip(query_ids, query_vectors, strict=True):
+        docs = list(candidates[q])
+        scores = vectors[np.array([row[d] for d in docs])] @ qv
+        out[q] = {d: float(s) for d, s in zip(docs, scores, strict=True)}
+    return out

@@ -1,0 +1,194 @@
+"""The distillation report: one table, significance, agreement, training curves and costs.
+
+Written to ``<run>/report/report.md`` with ``metrics.json``, ``per_query.csv`` and the PNGs,
+and printed. Every figure in it is computed from the run's own artefacts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from retrieval_kd.data import read_run
+from retrieval_kd.manifest import read_manifest
+
+ROWS = (  # (label, stage, note)
+    ("BM25", "candidates-eval", "re-ranking depth = candidates"),
+    ("teacher", "teacher-eval", "re-ranks the BM25 candidates"),
+    ("student (untrained)", "retrieve-untrained", "full-corpus dense retrieval"),
+    ("student (distilled)", "retrieve-distilled", "full-corpus dense retrieval"),
+    ("baseline (InfoNCE, no teacher)", "retrieve-baseline", "full-corpus dense retrieval"),
+)
+THROUGHPUT_KEYS = ("pairs_per_s", "examples_per_s", "docs_per_s", "queries_per_s")
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:,.1f}" if isinstance(value, float) else str(value)
+
+
+def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
+    """Build the report of ``pipeline`` (a ``DistillRun``) into ``folder``; print it."""
+    from evaluation import compare_runs
+    from evaluation.agreement import agreement
+
+    root, config = pipeline.root, pipeline.config
+    eval_queries = set(pipeline._queries(pipeline.eval_data, config.data.max_eval_queries))
+    qrels = {q: docs for q, docs in pipeline.eval_data.qrels.items() if q in eval_queries}
+    runs, notes = {}, {}
+    for label, stage, note in ROWS:
+        path = root / stage / "run.trec"
+        if path.is_file():
+            runs[label] = read_run(path)
+            notes[label] = note
+    baseline_row = "student (untrained)" if "student (untrained)" in runs else next(iter(runs))
+    comparison = compare_runs(
+        runs,
+        qrels,
+        config.search.metrics,
+        baseline=baseline_row,
+        conventions=config.data.conventions,
+    )
+    comparison.write_per_query_csv(folder / "per_query.csv")
+
+    lines = [f"# Distillation report: {config.name}", ""]
+    teacher = (
+        read_manifest(root / "teacher-train")["outputs"]
+        if (root / "teacher-train" / "manifest.json").is_file()
+        else {}
+    )
+    lines += [
+        f"- data: `{config.data.collection}` train split `{config.data.train_split}` "
+        f"-> evaluation split `{config.data.eval_split}` ({len(qrels)} judged queries, "
+        f"conventions `{config.data.conventions}`)",
+        f"- teacher: `{teacher.get('teacher', pipeline.teacher_spec)}`",
+    ]
+    lines += [f"  - skipped: {reason}" for reason in teacher.get("teacher_skipped") or []]
+    lines += [
+        f"- student: `{config.train['student']['model']}`, loss "
+        f"`{json.dumps(config.train.get('loss'))}`; baseline loss "
+        f"`{json.dumps(config.baseline.loss)}`",
+        "",
+        "## Retrieval quality",
+        "",
+        comparison.to_markdown(),
+        "",
+    ]
+    lines += [f"- {label}: {note}" for label, note in notes.items()]
+
+    agreements = {}
+    teacher_run = root / "teacher-eval" / "run.trec"
+    if teacher_run.is_file():
+        teacher_scores = {q: d for q, d in read_run(teacher_run).items() if q in eval_queries}
+        lines += [
+            "",
+            f"## Teacher-student agreement (held-out {config.data.eval_split} "
+            "queries, on the teacher's candidates)",
+            "",
+            f"| student | Kendall τ | top-{config.search.agreement_depth} overlap | queries |",
+            "|---|---|---|---|",
+        ]
+        for name in ("untrained", "distilled", "baseline"):
+            path = root / f"retrieve-{name}" / "candidates_rescored.trec"
+            if not path.is_file():
+                continue
+            result = agreement(teacher_scores, read_run(path), k=config.search.agreement_depth)
+            agreements[name] = result.to_json()
+            lines.append(
+                f"| {name} | {result.kendall_tau:.4f} | {result.top_k_overlap:.4f} | "
+                f"{result.n_queries} |"
+            )
+
+    plots = _plot_training(root, folder)
+    if plots:
+        lines += ["", "## Training curves", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+        for name in ("distilled", "baseline"):
+            manifest = root / f"train-{name}" / "manifest.json"
+            if manifest.is_file():
+                curve = read_manifest(manifest.parent)["outputs"].get("dev_curve") or []
+                shown = ", ".join(f"{int(s)}: {v:.4f}" for s, v in curve)
+                lines.append(f"- {name} dev curve (step: value): {shown or 'not evaluated'}")
+
+    lines += [
+        "",
+        "## Cost per stage",
+        "",
+        "| stage | wall s | peak memory MiB | throughput |",
+        "|---|---|---|---|",
+    ]
+    for stage_dir in sorted(p for p in root.iterdir() if (p / "manifest.json").is_file()):
+        manifest = read_manifest(stage_dir)
+        outputs, cost = manifest.get("outputs", {}), manifest.get("cost", {})
+        rate = ", ".join(
+            f"{k.replace('_per_s', '')}/s {_fmt(outputs[k])}"
+            for k in THROUGHPUT_KEYS
+            if outputs.get(k) is not None
+        )
+        resumed = " (resumed)" if manifest.get("resumed") else ""
+        lines.append(
+            f"| {stage_dir.name}{resumed} | {_fmt(cost.get('wall_s'))} | "
+            f"{_fmt(cost.get('peak_memory_mb'))} | {rate or '–'} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (folder / "report.md").write_text(text, encoding="utf-8")
+    metrics = {
+        "means": comparison.means,
+        "p_values": comparison.p_values,
+        "agreement": agreements,
+        "teacher": teacher.get("teacher", pipeline.teacher_spec),
+    }
+    (folder / "metrics.json").write_text(
+        json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    pipeline.echo(text)
+    return {"report": "report.md", "metrics": comparison.means, "agreement": agreements}
+
+
+def _plot_training(root: Path, folder: Path) -> list[Path]:
+    """``losses.png`` (every logged loss term) and ``dev.png`` (dev metric) per training."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for name in ("distilled", "baseline"):
+        path = root / f"train-{name}" / "manifest.json"
+        if path.is_file():
+            curves[name] = read_manifest(path.parent)["outputs"]
+    if not curves:
+        return []
+    out = []
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4), squeeze=False)
+    for ax, (name, outputs) in zip(axes[0], curves.items(), strict=True):
+        rows = outputs.get("loss_curve") or []
+        terms = sorted({k for row in rows for k in row if k == "loss" or k.startswith("loss/")})
+        for term in terms:
+            points = [(row["step"], row[term]) for row in rows if term in row]
+            if points:
+                ax.plot(*zip(*points, strict=True), label=term, marker=".")
+        ax.set_title(f"{name}: training loss terms")
+        ax.set_xlabel("step")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "losses.png", dpi=100)
+    plt.close(fig)
+    out.append(folder / "losses.png")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, outputs in curves.items():
+        curve = outputs.get("dev_curve") or []
+        if curve:
+            ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("dev nDCG@10")
+    ax.set_title("dev nDCG@10 during training")
+    if ax.lines:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "dev.png", dpi=100)
+    plt.close(fig)
+    out.append(folder / "dev.png")
+    return out

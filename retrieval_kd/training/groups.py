@@ -1,0 +1,243 @@
+"""Training groups: each query with a positive and K-1 teacher-scored candidates, plus texts.
+
+For every training query the score store holds teacher-scored candidates (sorted by teacher score,
+descending). Each epoch, a query's group is drawn afresh, deterministically from
+``(seed, epoch, query id)``:
+
+- **positive** (column 0): with ``positives="qrels"``, one of the stored candidates whose qrels
+  grade is at least ``min_relevance`` (drawn at random when there are several); with
+  ``positives="teacher"``, the teacher's top-1. A query whose judged positives were never scored
+  by the teacher has no teacher score for them and is skipped (counted in ``skipped``).
+- **the K-1 others**, from the candidates except that positive, by ``strategy``:
+  ``"top"`` the teacher's top K-1 (hardest first); ``"random"`` a sample of the top ``depth``;
+  ``"mixed"`` the ``mixed_top`` hardest plus a random sample of the rest of the top ``depth``.
+  They keep teacher order after the positive.
+
+Labels are the qrels grades (0 below ``min_relevance`` or unjudged), so another judged positive
+drawn among the others is a positive for the losses, not a negative; with ``positives="teacher"``
+labels are ``[1, 0, ..., 0]``.
+
+Everything that would stop training is checked when the dataset is built, each with one clear
+``InputError``: store query ids without query text, store doc ids missing from the corpus, and
+queries with fewer stored candidates than K.
+
+Shapes (a collated batch of B groups):
+    queries: B strings; passages / doc_ids: B lists of K; teacher_scores: [B, K] float32;
+    labels: [B, K] long.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from retrieval_kd.data.corpus import Corpus
+from retrieval_kd.data.types import Qrels, Queries
+from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.store import ScoreStore
+from retrieval_kd.training.config import POSITIVES, STRATEGIES
+
+
+def _examples(items: Sequence[Any], n: int = 5) -> str:
+    shown = ", ".join(repr(x) for x in list(items)[:n])
+    return shown + (", ..." if len(items) > n else "")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One query's stored candidates in teacher order and the indices of eligible positives.
+
+    Shapes:
+        scores: [N] float32 (descending); grades: [N] int64; positives: indices into doc_ids.
+    """
+
+    query_id: str
+    doc_ids: list[str]
+    scores: np.ndarray
+    grades: np.ndarray
+    positives: list[int]
+
+
+@dataclass(frozen=True)
+class GroupSampler:
+    """Draws a group of ``size`` candidate indices, positive first (see the module docstring)."""
+
+    size: int = 8
+    strategy: str = "top"
+    depth: int = 50
+    mixed_top: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise RKDError(f"unknown group strategy {self.strategy!r}; expected {STRATEGIES}")
+        if self.size < 2 or self.depth < self.size - 1:
+            raise RKDError(f"need size >= 2 and depth >= size - 1, got {self.size}, {self.depth}")
+
+    def rng(self, query_id: str, epoch: int) -> np.random.Generator:
+        """The generator of one (query, epoch): independent of order, process and worker."""
+        return np.random.default_rng([self.seed, epoch, zlib.crc32(query_id.encode("utf-8"))])
+
+    def sample(self, cand: Candidates, epoch: int) -> list[int]:
+        """Indices into ``cand.doc_ids``: the positive, then K-1 others in teacher order."""
+        rng = self.rng(cand.query_id, epoch)
+        positive = cand.positives[int(rng.integers(len(cand.positives)))]
+        pool = [i for i in range(len(cand.doc_ids)) if i != positive][: self.depth]
+        others = self.size - 1
+        if len(pool) < others:
+            raise InputError(
+                f"query {cand.query_id!r} has {len(pool) + 1} stored candidates, fewer than the "
+                f"group size {self.size}"
+            )
+        if self.strategy == "top":
+            chosen = pool[:others]
+        else:
+            hardest = 0 if self.strategy == "random" else self.mixed_top
+            if hardest is None:
+                hardest = others // 2
+            rest = pool[hardest:]
+            drawn = rng.choice(len(rest), size=others - hardest, replace=False)
+            chosen = pool[:hardest] + [rest[int(i)] for i in drawn]
+        return [positive, *sorted(chosen)]
+
+
+class GroupDataset(torch.utils.data.Dataset):
+    """The score store joined with query and passage texts, one group per training query.
+
+    Args:
+        store: the teacher score store.
+        queries: query id -> text; must hold every training query.
+        corpus: the collection; must hold every stored doc id of the training queries.
+        sampler: how groups are drawn.
+        qrels: judgements for ``positives="qrels"`` (and labels).
+        positives: ``"qrels"`` or ``"teacher"``.
+        min_relevance: lowest grade that makes a positive.
+        query_ids: the training queries (default: every query of the store).
+
+    Raises:
+        InputError: store query ids without text, store doc ids not in the corpus, queries with
+            fewer than K stored candidates, or no query left with a positive.
+    """
+
+    def __init__(
+        self,
+        store: ScoreStore,
+        queries: Queries,
+        corpus: Corpus,
+        sampler: GroupSampler,
+        qrels: Qrels | None = None,
+        positives: str = "qrels",
+        min_relevance: int = 1,
+        query_ids: Sequence[str] | None = None,
+    ) -> None:
+        if positives not in POSITIVES:
+            raise RKDError(f"positives must be one of {POSITIVES}, got {positives!r}")
+        if positives == "qrels" and qrels is None:
+            raise RKDError("positives='qrels' needs qrels")
+        ids = list(store.query_ids() if query_ids is None else query_ids)
+        not_stored = [q for q in ids if q not in store]
+        if not_stored:
+            raise InputError(
+                f"{len(not_stored)} training query id(s) are not in the score store: "
+                + _examples(not_stored),
+                store.folder,
+            )
+        no_text = [q for q in ids if q not in queries]
+        if no_text:
+            raise InputError(
+                f"{len(no_text)} query id(s) of the score store have no query text in the "
+                f"collection: {_examples(no_text)}",
+                store.folder,
+            )
+        self.sampler = sampler
+        self.corpus = corpus
+        self.queries = {q: queries[q] for q in ids}
+        self.epoch = 0
+        self.skipped = {"no_scored_positive": 0}
+        self.items: list[Candidates] = []
+        short: list[tuple[int, str]] = []
+        all_docs: set[str] = set()
+        for qid in ids:
+            row = store.get(qid)
+            judged = (qrels or {}).get(qid, {})
+            grades = np.array([judged.get(d, 0) for d in row.doc_ids], dtype=np.int64)
+            grades[grades < min_relevance] = 0
+            all_docs.update(row.doc_ids)
+            if len(row.doc_ids) < sampler.size:
+                short.append((len(row.doc_ids), qid))
+            if positives == "teacher":
+                grades = np.zeros(len(row.doc_ids), dtype=np.int64)
+                if len(grades):
+                    grades[0] = 1
+                eligible = [0] if len(grades) else []
+            else:
+                eligible = [int(i) for i in np.flatnonzero(grades > 0)]
+            if not eligible:
+                self.skipped["no_scored_positive"] += 1
+                continue
+            self.items.append(Candidates(qid, list(row.doc_ids), row.scores, grades, eligible))
+        docs = sorted(all_docs)
+        found = corpus.rows_of(docs, missing="skip").size if docs else 0
+        if found != len(docs):
+            missing = [d for d in docs if d not in corpus]
+            raise InputError(
+                f"{len(missing)} doc id(s) of the score store are not in the corpus "
+                f"{corpus.name!r}: {_examples(missing)}",
+                store.folder,
+            )
+        if short:
+            fewest, qid = min(short)
+            raise InputError(
+                f"groups.size K={sampler.size} is larger than the stored candidates of "
+                f"{len(short)} query(ies) (fewest: {fewest}, query {qid!r}); lower groups.size "
+                "or score more candidates per query",
+                store.folder,
+            )
+        if not self.items:
+            raise InputError(
+                f"no training query has a positive among its stored candidates "
+                f"({len(ids)} queries, positives={positives!r}); score the qrels positives "
+                "(add_qrels_positives) or use positives: teacher",
+                store.folder,
+            )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Groups are re-drawn for each epoch (called by the trainer and by accelerate)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        cand = self.items[index]
+        picks = self.sampler.sample(cand, self.epoch)
+        doc_ids = [cand.doc_ids[i] for i in picks]
+        return {
+            "query_id": cand.query_id,
+            "query": self.queries[cand.query_id],
+            "doc_ids": doc_ids,
+            "passages": self.corpus.texts(doc_ids),
+            "teacher_scores": cand.scores[picks].astype(np.float32),
+            "labels": cand.grades[picks],
+        }
+
+
+def collate_groups(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack dataset items into a batch (texts stay lists; scores and labels become tensors).
+
+    Shapes:
+        returns teacher_scores [B, K] float32 and labels [B, K] long.
+    """
+    return {
+        "query_ids": [item["query_id"] for item in items],
+        "queries": [item["query"] for item in items],
+        "doc_ids": [item["doc_ids"] for item in items],
+        "passages": [item["passages"] for item in items],
+        "teacher_scores": torch.from_numpy(np.stack([item["teacher_scores"] for item in items])),
+        "labels": torch.from_numpy(np.stack([item["labels"] for item in items])).long(),
+    }

@@ -1,0 +1,149 @@
+"""``rkd distill`` on a toy collection with tiny models: plan, fail-fast errors, end to end,
+skipping finished stages, and re-running only what a changed loss touches."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import write_beir_folder
+from tiny_models import WORDS, save_tiny_sentence_transformer
+
+from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.pipeline import DistillRun, load_distill_config
+from retrieval_kd.pipeline.config import distill_config_from_dict
+from retrieval_kd.pipeline.stages import stage_state
+
+
+def toy_collection(root: Path) -> Path:
+    """24 documents, 10 train + 6 test queries; each query's words come from its document."""
+    rng = random.Random(0)
+    docs = [
+        {"_id": f"d{i}", "title": "", "text": " ".join(rng.sample(WORDS, 8))} for i in range(24)
+    ]
+    queries, qrels = [], {"train": [], "test": []}
+    for i in range(16):
+        doc = docs[i]
+        queries.append({"_id": f"q{i}", "text": " ".join(doc["text"].split()[:3])})
+        qrels["train" if i < 10 else "test"].append((f"q{i}", doc["_id"], 1))
+    return write_beir_folder(root / "toy", docs, queries, qrels)
+
+
+@pytest.fixture
+def toy_config(tmp_path: Path, monkeypatch) -> dict:
+    collection = toy_collection(tmp_path)
+    monkeypatch.setenv("RKD_DATA_DIR", str(collection.parent))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    student = save_tiny_sentence_transformer(tmp_path / "student", seed=0)
+    teacher = save_tiny_sentence_transformer(tmp_path / "teacher", seed=1)
+    return {
+        "name": "toy",
+        "output_dir": str(tmp_path / "run"),
+        "data": {"collection": "toy", "train_split": "train", "eval_split": "test"},
+        "candidates": {"train_depth": 6, "eval_depth": 10},
+        "teacher": {
+            "model": "no-such-org/no-such-teacher",
+            "fallbacks": [f"ensemble:zscore:run*1+bi-encoder:{teacher}*1"],
+        },
+        "student": {"model": str(student), "query_max_length": 16, "passage_max_length": 32},
+        "groups": {"size": 4, "depth": 5},
+        "loss": {"margin_mse": 1.0, "kl": 1.0},
+        "baseline": {"enabled": True},
+        "training": {
+            "epochs": 1,
+            "batch_size": 4,
+            "logging_steps": 1,
+            "save_steps": 2,
+            "use_cpu": True,
+        },
+        "evaluation": {"every_steps": None},
+        "search": {"k": 10},
+    }
+
+
+def write(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_typo_key_fails_before_anything(toy_config: dict) -> None:
+    bad = copy.deepcopy(toy_config)
+    bad["training"]["learnig_rate"] = 1e-4
+    with pytest.raises(RKDError, match="unknown config key 'training.learnig_rate'"):
+        distill_config_from_dict(bad)
+    bad = copy.deepcopy(toy_config)
+    bad["candidats"] = {}
+    with pytest.raises(RKDError, match="unknown config key 'candidats'"):
+        distill_config_from_dict(bad)
+    bad = copy.deepcopy(toy_config)
+    bad["loss"] = {"margin_mse": 1.0, "kl_divergence": 1.0}
+    with pytest.raises(RKDError, match="kl_divergence"):
+        distill_config_from_dict(bad)
+
+
+def test_missing_data_and_unresolvable_models_fail_fast(toy_config: dict) -> None:
+    bad = copy.deepcopy(toy_config)
+    bad["data"]["collection"] = "nowhere"
+    with pytest.raises(InputError, match="no collection 'nowhere'"):
+        DistillRun(distill_config_from_dict(bad))
+    bad = copy.deepcopy(toy_config)
+    bad["student"]["model"] = "no-such-org/no-such-student"
+    with pytest.raises(RKDError, match="no-such-student"):
+        DistillRun(distill_config_from_dict(bad))
+    bad = copy.deepcopy(toy_config)
+    bad["teacher"]["fallbacks"] = ["bi-encoder:no-such-org/other"]
+    with pytest.raises(RKDError, match="no teacher could be resolved"):
+        DistillRun(distill_config_from_dict(bad))
+
+
+def test_teacher_falls_back_and_override_wins(toy_config: dict, tmp_path: Path) -> None:
+    run = DistillRun(distill_config_from_dict(toy_config))
+    assert run.teacher_spec.startswith("ensemble:zscore:run*1+bi-encoder:")
+    assert "no-such-org/no-such-teacher" in run.teacher_skipped[0]
+    override = f"bi-encoder:{tmp_path / 'teacher'}"
+    assert (
+        DistillRun(distill_config_from_dict(toy_config), teacher=override).teacher_spec == override
+    )
+
+
+def test_distill_end_to_end_then_skip_then_loss_change(toy_config: dict, tmp_path: Path) -> None:
+    config = load_distill_config(write(toy_config, tmp_path / "toy.yaml"))
+    pipeline = DistillRun(config, echo=lambda line: None)
+    pipeline.run()
+    root = Path(config.output_dir)
+    report = (root / "report" / "report.md").read_text()
+    for row in ("BM25", "teacher", "student (untrained)", "student (distilled)", "baseline"):
+        assert row in report
+    assert "Kendall" in report and "Cost per stage" in report
+    assert (root / "report" / "losses.png").is_file()
+    metrics = json.loads((root / "report" / "metrics.json").read_text())
+    assert set(metrics["means"]["student (distilled)"]) == {"ndcg@10", "mrr@10", "recall@100"}
+    for stage in pipeline.plan():
+        assert stage_state(root, stage) == "done"
+
+    # Only the loss changes: candidates, teacher scores and the baseline stay done.
+    changed = copy.deepcopy(toy_config)
+    changed["loss"] = {"margin_mse": 1.0}
+    again = DistillRun(distill_config_from_dict(changed), echo=lambda line: None)
+    states = {stage.name: stage_state(root, stage) for stage in again.plan()}
+    assert states["candidates-train"] == states["teacher-train"] == "done"
+    assert states["train-baseline"] == states["retrieve-baseline"] == "done"
+    assert states["train-distilled"] == states["retrieve-distilled"] == "stale"
+    assert states["report"] == "stale"
+
+
+def test_until_stops_early_and_dry_run_plans(toy_config: dict) -> None:
+    config = distill_config_from_dict(toy_config)
+    pipeline = DistillRun(config, echo=lambda line: None)
+    pipeline.run(until="score")
+    root = Path(config.output_dir)
+    assert (root / "teacher-train" / "store").is_dir()
+    assert not (root / "train-distilled").exists()
+    plan = "\n".join(pipeline.describe_plan())
+    assert "done  teacher-train" in plan and "new  train-distilled" in plan
+    with pytest.raises(RKDError, match="--until 'nope'"):
+        pipeline.run(until="nope")

@@ -228,6 +228,12 @@ def _check(config: TrainConfig) -> None:
     need(t.precision in PRECISIONS, "training.precision", f"must be one of {PRECISIONS}")
     need(t.logging_steps >= 1, "training.logging_steps", "must be >= 1")
     need(t.save_steps is None or t.save_steps >= 1, "training.save_steps", "must be >= 1")
+    need(
+        t.save_steps is None or not e.every_steps or t.save_steps % e.every_steps == 0,
+        "training.save_steps",
+        f"must be a multiple of evaluation.every_steps ({e.every_steps}): the best checkpoint "
+        "is chosen among saved ones",
+    )
     need(t.grad_cache_chunk_size >= 1, "training.grad_cache_chunk_size", "must be >= 1")
     need(e.every_steps is None or e.every_steps >= 1, "evaluation.every_steps", "must be >= 1")
     need(e.holdout_queries >= 0, "evaluation.holdout_queries", "must be >= 0")

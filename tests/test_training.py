@@ -370,3 +370,32 @@ def test_torchrun_two_processes_train_three_steps(toy: dict[str, Path], tmp_path
     assert manifest["result"]["world_size"] == 2
     assert [step for step, _ in manifest["result"]["dev_curve"]] == [0, 3]  # sharded dev eval
     assert all(t in manifest["result"]["loss_curve"][-1] for t in ("loss/margin_mse", "loss/kl"))
+
+
+@pytest.mark.parametrize("kind", ["colbert", "cross-encoder"])
+def test_other_student_kinds_train_through_the_same_trainer(
+    toy: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    config = toy_config(
+        toy,
+        tmp_path / kind,
+        training={"max_steps": 3},
+        evaluation={"every_steps": 3, "holdout_queries": 3, "depth": 10},
+    )
+    config["student"] = {
+        "kind": kind,
+        "model": str(toy["model"]),
+        "query_max_length": 16,
+        "passage_max_length": 32,
+    }
+    result = train(config)
+    assert result.global_step == 3
+    assert [step for step, _ in result.dev_curve] == [0, 3]
+    assert (Path(result.model_dir) / "manifest.json").is_file()
+
+
+def test_bi_encoder_settings_are_refused_for_other_kinds(toy: dict, tmp_path: Path) -> None:
+    config = toy_config(toy, tmp_path / "x")
+    config["student"] = {"kind": "colbert", "model": str(toy["model"]), "similarity": "dot"}
+    with pytest.raises(RKDError, match="has no setting similarity"):
+        train(config)

@@ -31,7 +31,44 @@ def _bi_encoder(config: StudentConfig) -> Any:
     )
 
 
-_BUILDERS: dict[str, StudentBuilder] = {"bi-encoder": _bi_encoder}
+def _colbert(config: StudentConfig) -> Any:
+    """ColBERT on sentence-transformers' MultiVectorEncoder; max lengths are token counts."""
+    from students.colbert import ColBERTStudent
+
+    _refuse_bi_encoder_settings(config)
+    return ColBERTStudent(
+        config.model,
+        query_length=config.query_max_length,
+        document_length=config.passage_max_length,
+    )
+
+
+def _cross_encoder(config: StudentConfig) -> Any:
+    """A cross-encoder student: the pair is cut at query + passage max length."""
+    from students.cross_encoder_student import CrossEncoderStudent
+
+    _refuse_bi_encoder_settings(config)
+    lengths = [config.query_max_length, config.passage_max_length]
+    return CrossEncoderStudent(config.model, max_length=sum(lengths) if all(lengths) else None)
+
+
+def _refuse_bi_encoder_settings(config: StudentConfig) -> None:
+    given = [
+        key
+        for key in ("pooling", "similarity", "query_prefix", "passage_prefix")
+        if getattr(config, key) is not None
+    ]
+    if given:
+        raise RKDError(
+            f"student.kind {config.kind!r} has no setting {', '.join(given)} (bi-encoder settings)"
+        )
+
+
+_BUILDERS: dict[str, StudentBuilder] = {
+    "bi-encoder": _bi_encoder,
+    "colbert": _colbert,
+    "cross-encoder": _cross_encoder,
+}
 
 
 def register_student(kind: str, builder: StudentBuilder) -> None:

@@ -13,6 +13,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from retrieval_kd.errors import InputError
+
+
+def group_size(queries: list[str], passages: list[list[str]]) -> int:
+    """K of a batch of groups; every query needs the same non-zero number of passages."""
+    if len(queries) != len(passages):
+        raise InputError(f"{len(queries)} queries but {len(passages)} passage groups")
+    sizes = {len(group) for group in passages}
+    if len(sizes) != 1 or 0 in sizes:
+        raise InputError(f"every query needs the same non-zero number of passages, got {sizes}")
+    return sizes.pop()
+
 
 @runtime_checkable
 class TrainableStudent(Protocol):

@@ -54,6 +54,8 @@ import torch
 from torch import Tensor
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.models import resolve_with_identity
+from students.base import group_size
 
 logger = logging.getLogger("retrieval_kd.students")
 
@@ -177,7 +179,7 @@ class ColBERTStudent:
             self.identity: dict[str, Any] = {"model": "<in-memory MultiVectorEncoder>"}
             fresh = False
         else:
-            path, self.identity = _resolve(model)
+            path, self.identity = resolve_with_identity(model)
             fresh = not is_multi_vector_checkpoint(path)
             loaded = MultiVectorEncoder(path, device=device, local_files_only=True)
             self.model = _rebuild(loaded, dim or DEFAULTS["dim"], prompts) if fresh else loaded
@@ -299,7 +301,7 @@ class ColBERTStudent:
         """
         from sentence_transformers.multi_vector_encoder.scoring import colbert_kd_scores
 
-        k = _group_size(queries, passages)
+        k = group_size(queries, passages)
         q, q_mask = self.embed(queries, "query")
         d, d_mask = self.embed([p for group in passages for p in group], "document")
         d = d.reshape(len(queries), k, *d.shape[1:])
@@ -431,25 +433,3 @@ def _fit(length: int, limit: int | None, name: str) -> int:
         logger.warning("%s=%d cut to the model's max_seq_length %d", name, length, limit)
         return limit
     return length
-
-
-def _group_size(queries: list[str], passages: list[list[str]]) -> int:
-    if len(queries) != len(passages):
-        raise InputError(f"{len(queries)} queries but {len(passages)} passage groups")
-    sizes = {len(group) for group in passages}
-    if len(sizes) != 1 or 0 in sizes:
-        raise InputError(f"every query needs the same non-zero number of passages, got {sizes}")
-    return sizes.pop()
-
-
-def _resolve(spec: str | Path) -> tuple[str, dict[str, Any]]:
-    from retrieval_kd.models import resolve_model
-
-    resolved = resolve_model(spec)
-    identity = {
-        "model": str(spec),
-        "hub_id": resolved.hub_id,
-        "source": resolved.source,
-        "revision_or_hash": resolved.revision_or_hash,
-    }
-    return str(resolved.path), identity

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 
 from retrieval_kd.errors import InputError
+from retrieval_kd.models import resolve_with_identity
+from students.base import group_size
 
 
 class CrossEncoderStudent:
@@ -69,7 +71,7 @@ class CrossEncoderStudent:
             if max_length is not None:
                 model.max_seq_length = max_length
         else:
-            path, self.identity = _resolve(model)
+            path, self.identity = resolve_with_identity(model)
             self.model = CrossEncoder(
                 path,
                 num_labels=1,
@@ -108,7 +110,7 @@ class CrossEncoderStudent:
         """
         from sentence_transformers.util import batch_to_device
 
-        k = _group_size(queries, passages)
+        k = group_size(queries, passages)
         pairs = [(q, p) for q, group in zip(queries, passages, strict=True) for p in group]
         features = batch_to_device(self.model.preprocess(pairs), self.model.device)
         logits = self.model(features)["scores"]
@@ -171,25 +173,3 @@ class CrossEncoderStudent:
         flat = self.score_pairs(pairs)
         bounds = np.cumsum([0] + [len(group) for group in passages])
         return [flat[bounds[i] : bounds[i + 1]] for i in range(len(passages))]
-
-
-def _group_size(queries: list[str], passages: list[list[str]]) -> int:
-    if len(queries) != len(passages):
-        raise InputError(f"{len(queries)} queries but {len(passages)} passage groups")
-    sizes = {len(group) for group in passages}
-    if len(sizes) != 1 or 0 in sizes:
-        raise InputError(f"every query needs the same non-zero number of passages, got {sizes}")
-    return sizes.pop()
-
-
-def _resolve(spec: str | Path) -> tuple[str, dict[str, Any]]:
-    from retrieval_kd.models import resolve_model
-
-    resolved = resolve_model(spec)
-    identity = {
-        "model": str(spec),
-        "hub_id": resolved.hub_id,
-        "source": resolved.source,
-        "revision_or_hash": resolved.revision_or_hash,
-    }
-    return str(resolved.path), identity

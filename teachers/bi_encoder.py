@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from retrieval_kd.errors import RKDError
-from teachers._resolve import resolve
+from retrieval_kd.models import resolve_with_identity as resolve
 
 
 class BiEncoderTeacher:

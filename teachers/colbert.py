@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from retrieval_kd.errors import RKDError
+from retrieval_kd.models import resolve_with_identity as resolve
 from students.colbert import ColBERTStudent, is_multi_vector_checkpoint
-from teachers._resolve import resolve
 
 
 class ColBERTTeacher:

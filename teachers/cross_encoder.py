@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from teachers._resolve import resolve
+from retrieval_kd.models import resolve_with_identity as resolve
 
 
 class CrossEncoderTeacher:

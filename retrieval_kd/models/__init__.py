@@ -20,7 +20,12 @@ from retrieval_kd.models.offline_copies import (
     OfflineCopy,
     register_offline_copy,
 )
-from retrieval_kd.models.resolve import ResolvedModel, models_cache_dir, resolve_model
+from retrieval_kd.models.resolve import (
+    ResolvedModel,
+    models_cache_dir,
+    resolve_model,
+    resolve_with_identity,
+)
 
 __all__ = [
     "OFFLINE_COPIES",
@@ -33,5 +38,6 @@ __all__ = [
     "register_offline_copy",
     "registered_models",
     "resolve_model",
+    "resolve_with_identity",
     "weight_files",
 ]

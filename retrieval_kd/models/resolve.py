@@ -197,3 +197,18 @@ def resolve_model(spec: str | Path, *, cache_dir: str | Path | None = None) -> R
         tried.append(f"hub id: {hub_id!r} is not of the form org/name")
         raise RKDError(_failure(text, None, tried, None))
     return _from_hub(text, hub_id, models_cache_dir(cache_dir), tried)
+
+
+def resolve_with_identity(spec: str | Path) -> tuple[str, dict]:
+    """``(local folder as str, identity for a manifest)`` of a model spec.
+
+    The identity holds the spec as given, the hub id, where the copy came from and its
+    revision or weights hash: what teachers and students record in ``describe()``.
+    """
+    resolved = resolve_model(spec)
+    return str(resolved.path), {
+        "model": str(spec),
+        "hub_id": resolved.hub_id,
+        "source": resolved.source,
+        "revision_or_hash": resolved.revision_or_hash,
+    }

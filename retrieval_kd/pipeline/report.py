@@ -108,7 +108,7 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
         for name in ("distilled", "baseline"):
             manifest = root / f"train-{name}" / "manifest.json"
             if manifest.is_file():
-                curve = read_manifest(manifest.parent)["outputs"].get("dev_curve") or []
+                curve = _one_point_per_step(read_manifest(manifest.parent)["outputs"])
                 shown = ", ".join(f"{int(s)}: {v:.4f}" for s, v in curve)
                 lines.append(f"- {name} dev curve (step: value): {shown or 'not evaluated'}")
 
@@ -179,7 +179,7 @@ def _plot_training(root: Path, folder: Path) -> list[Path]:
     out.append(folder / "losses.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, outputs in curves.items():
-        curve = outputs.get("dev_curve") or []
+        curve = _one_point_per_step(outputs)
         if curve:
             ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=name)
     ax.set_xlabel("step")
@@ -192,3 +192,8 @@ def _plot_training(root: Path, folder: Path) -> list[Path]:
     plt.close(fig)
     out.append(folder / "dev.png")
     return out
+
+
+def _one_point_per_step(outputs: dict[str, Any]) -> list[tuple[int, float]]:
+    """The dev curve with one value per step (a resumed run evaluates its checkpoint again)."""
+    return sorted({int(step): value for step, value in outputs.get("dev_curve") or []}.items())

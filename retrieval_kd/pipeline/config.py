@@ -14,11 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.errors import RKDError
+from retrieval_kd.strict_config import read_yaml, strict_section
 from retrieval_kd.training.config import TrainConfig, config_from_dict
-from retrieval_kd.training.config import _section as strict_section
 
 TRAIN_SECTIONS = ("student", "groups", "loss", "training", "evaluation")
 
@@ -201,18 +199,7 @@ def _check(config: DistillConfig) -> None:
 
 def load_distill_config(path: str | Path, quick: bool = False) -> DistillConfig:
     """Read a distill YAML file strictly (see ``distill_config_from_dict``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such config file", path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(
-            f"invalid YAML: {getattr(err, 'problem', err)}",
-            path,
-            None if mark is None else mark.line + 1,
-        ) from None
+    raw = read_yaml(path)
     try:
         return distill_config_from_dict(raw or {}, quick=quick)
     except RKDError as err:

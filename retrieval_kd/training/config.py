@@ -18,16 +18,13 @@ wrong types, unknown loss names and hyper-parameters, impossible values. Each pr
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.strict_config import read_yaml, strict_section
 
 STRATEGIES = ("top", "random", "mixed")
 POSITIVES = ("qrels", "teacher")
@@ -138,51 +135,6 @@ SECTIONS: dict[str, type] = {
     "training": TrainingConfig,
     "evaluation": EvalConfig,
 }
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is Any:
-        return True
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if origin is dict:
-        return isinstance(value, Mapping)
-    return isinstance(value, origin or hint)
-
-
-def _section(cls: type, raw: Any, name: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise RKDError(f"config section {name!r} must be a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in known:
-            raise RKDError(f"unknown config key '{name}.{key}'; valid keys: {', '.join(known)}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in raw:
-            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            if required:
-                raise RKDError(f"missing required config key '{name}.{f.name}'")
-            continue
-        value = raw[f.name]
-        if not _type_ok(value, hints[f.name]):
-            raise RKDError(f"config key '{name}.{f.name}' must be {hints[f.name]}, got {value!r}")
-        kwargs[f.name] = float(value) if hints[f.name] is float else value
-    return cls(**kwargs)
 
 
 def _check(config: TrainConfig) -> None:
@@ -314,7 +266,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> TrainConfig:
     for required in ("data", "student", "training"):
         if required not in raw:
             raise RKDError(f"missing required config section {required!r}")
-    sections = {name: _section(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
+    sections = {name: strict_section(cls, raw.get(name), name) for name, cls in SECTIONS.items()}
     loss = raw.get("loss", {"margin_mse": 1.0, "kl": 1.0})
     config = TrainConfig(loss=dict(loss) if isinstance(loss, Mapping) else loss, **sections)
     _check(config)
@@ -328,14 +280,7 @@ def load_config(path: str | Path) -> TrainConfig:
         InputError: missing or unparsable file.
         RKDError: invalid content.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such config file", path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(f"invalid YAML: {err}", path, mark.line + 1 if mark else None) from None
+    raw = read_yaml(path)
     try:
         return config_from_dict(raw or {})
     except InputError:

@@ -200,6 +200,14 @@ def test_margin_mse_by_hand():
     _close(margin_mse(s, t, mask=mask), 2.0)
 
 
+def test_margin_mse_temperature_scales_the_student_only():
+    s = torch.tensor([[0.15, 0.05, 0.0]])  # cosine-like scores
+    t = torch.tensor([[5.0, 4.0, 1.0]])
+    # s / 0.05 = (3, 1, 0): the margins of test_margin_mse_by_hand's row 0 -> (1 + 1) / 2 = 1
+    _close(margin_mse(s, t, temperature=0.05), 1.0)
+    _close(margin_mse(s / 0.05, t), 1.0)
+
+
 def test_kl_by_hand_with_temperature():
     s = torch.tensor([[0.0, 0.0]])
     t = torch.tensor([[0.0, 2 * math.log(3.0)]])
@@ -208,6 +216,20 @@ def test_kl_by_hand_with_temperature():
     expected = 4 * (0.25 * math.log(0.5) + 0.75 * math.log(1.5))
     _close(listwise_kl(s, t, temperature=2.0), expected)
     assert expected == pytest.approx(0.52324814, abs=1e-8)
+    # rescale=False: the plain KL, without the tau^2 factor
+    _close(listwise_kl(s, t, temperature=2.0, rescale=False), expected / 4)
+
+
+def test_kl_scale_only_temperature_for_cosine_students():
+    s = torch.tensor([[0.05, 0.0]])  # cosine scores; / 0.05 -> (1, 0)
+    t = torch.tensor([[1.0, 0.0]])  # teacher at tau_t = 1 -> the same distribution
+    _close(listwise_kl(s, t, temperature=0.05, teacher_temperature=1.0, rescale=False), 0.0)
+    t2 = torch.tensor([[0.0, math.log(3.0)]])  # teacher (1/4, 3/4)
+    p = 1 / (1 + math.exp(-1))  # student (p, 1 - p)
+    expected = 0.25 * math.log(0.25 / p) + 0.75 * math.log(0.75 / (1 - p))
+    got = listwise_kl(s, t2, temperature=0.05, teacher_temperature=1.0, rescale=False)
+    _close(got, expected)
+    _close(listwise_kl(s, t2, temperature=0.05, teacher_temperature=1.0), expected * 0.05**2)
 
 
 def test_ranknet_by_hand():

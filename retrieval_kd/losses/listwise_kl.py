@@ -27,6 +27,7 @@ def listwise_kl(
     *,
     temperature: float = 1.0,
     teacher_temperature: float | None = None,
+    rescale: bool = True,
 ) -> Tensor:
     r"""KL(teacher ‖ student) between the softmax distributions over each group, times ``τ²``.
 
@@ -40,6 +41,9 @@ def listwise_kl(
     ``batchmean`` reduction). The ``τ²`` factor is the student's: the gradient with respect
     to ``s`` carries a ``1/τ`` from the softmax and, at high temperature, another ``1/τ`` from
     the shrinking probability gaps, so ``τ²`` keeps its size comparable across temperatures.
+    That argument is about softening (``τ > 1``); when ``τ < 1`` only puts a cosine student's
+    scores on a logit scale (``τ = 0.05``), ``rescale=False`` drops the factor, which would
+    otherwise shrink the loss 400-fold next to an InfoNCE term at the same ``τ``.
     Labels are not used (accepted for the common signature). Softmax makes the loss unchanged
     when a constant is added to a row of the student or of the teacher.
 
@@ -50,6 +54,7 @@ def listwise_kl(
         mask: True = real entry; the softmax runs over real entries only.
         temperature: student temperature ``τ`` (> 0), also used for the rescale.
         teacher_temperature: teacher temperature ``τ_t`` (> 0); None = same as ``τ``.
+        rescale: multiply by ``τ²`` (Hinton et al.); False for a scale-only ``τ``.
 
     Returns:
         Scalar loss.
@@ -73,4 +78,5 @@ def listwise_kl(
     log_p_t = masked_log_softmax(group.teacher / tau_t, group.mask)
     terms = torch.where(group.mask, log_p_t.exp() * (log_p_t - log_p_s), torch.zeros_like(log_p_s))
     per_row = terms.sum(dim=-1)
-    return masked_mean(per_row, group.mask.any(dim=-1)) * float(temperature) ** 2
+    loss = masked_mean(per_row, group.mask.any(dim=-1))
+    return loss * float(temperature) ** 2 if rescale else loss

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from retrieval_kd.losses._masking import masked_mean, prepare_group
+from retrieval_kd.losses._masking import check_positive, masked_mean, prepare_group
 
 
 def margin_mse(
@@ -19,6 +19,7 @@ def margin_mse(
     mask: Tensor | None = None,
     *,
     all_pairs: bool = False,
+    temperature: float = 1.0,
 ) -> Tensor:
     r"""Mean squared error between student and teacher margins over (positive, negative) pairs.
 
@@ -34,7 +35,10 @@ def margin_mse(
     which distils all of the teacher's margins, not only positive-vs-negative ones.
 
     Because only differences enter, adding a constant to a row of the student (or of the
-    teacher) changes nothing.
+    teacher) changes nothing. The student's scores are divided by ``temperature`` first
+    (``s / τ``), so a cosine student (scores in [-1, 1]) is compared on the scale of its
+    contrastive logits (``τ = 0.05``, i.e. x20, as in sentence-transformers'
+    ``MultipleNegativesRankingLoss``) rather than against teacher margins 20 times its range.
 
     Args:
         student_scores: student scores (dot products, MaxSim, logits ...).
@@ -42,6 +46,7 @@ def margin_mse(
         labels: positives are ``labels > 0``; None = column 0 is the positive.
         mask: True = real entry; padded entries are ignored.
         all_pairs: use every pair of real entries instead of (positive, negative) pairs.
+        temperature: the student's scores are divided by this (> 0) before the margins.
 
     Returns:
         Scalar loss (0 when the batch has no pair).
@@ -56,8 +61,9 @@ def margin_mse(
         >>> margin_mse(s, t)
         tensor(1.)
     """
+    check_positive("temperature", temperature)
     group = prepare_group(student_scores, teacher_scores, labels, mask)
-    s, t = group.student, group.teacher
+    s, t = group.student / temperature, group.teacher
     assert t is not None
     diff = (s[:, :, None] - s[:, None, :]) - (t[:, :, None] - t[:, None, :])  # [B, K, K]
     if all_pairs:

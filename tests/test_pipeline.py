@@ -125,6 +125,18 @@ def test_distill_end_to_end_then_skip_then_loss_change(toy_config: dict, tmp_pat
     for stage in pipeline.plan():
         assert stage_state(root, stage) == "done"
 
+    # The baseline's groups come from the candidate run's own scores, not the teacher's.
+    from retrieval_kd.data import read_run
+    from retrieval_kd.store import ScoreStore
+
+    bm25 = read_run(root / "candidates-train" / "run.trec")
+    for row in ScoreStore(root / "run-scores-train" / "store"):
+        assert [bm25[row.query_id][d] for d in row.doc_ids] == pytest.approx(list(row.scores))
+    baseline_manifest = json.loads(
+        (root / "train-baseline" / "model" / "manifest.json").read_text()
+    )
+    assert "run-scores-train" in json.dumps(baseline_manifest)
+
     # Only the loss changes: candidates, teacher scores and the baseline stay done.
     changed = copy.deepcopy(toy_config)
     changed["loss"] = {"margin_mse": 1.0}

@@ -56,12 +56,21 @@ class TeacherSection:
     score_eval: bool = True
 
 
+BASELINE_NEGATIVES = ("candidates", "teacher")
+
+
 @dataclass
 class BaselineSection:
-    """A student trained on the same queries and candidates without the teacher."""
+    """A student trained on the same queries and candidates without the teacher.
+
+    ``negatives`` says whose order picks each group's negatives: ``"candidates"`` (default) the
+    candidate run's own scores (BM25's), so the baseline uses nothing from the teacher;
+    ``"teacher"`` the teacher's, which lends the baseline the teacher's hard-negative mining.
+    """
 
     enabled: bool = True
     loss: dict = field(default_factory=lambda: {"info_nce": {"weight": 1.0, "temperature": 0.05}})
+    negatives: str = "candidates"
 
 
 @dataclass
@@ -195,6 +204,11 @@ def _check(config: DistillConfig) -> None:
         )
     if config.search.k < 1:
         raise RKDError("config key 'search.k' must be >= 1")
+    if config.baseline.negatives not in BASELINE_NEGATIVES:
+        raise RKDError(
+            f"config key 'baseline.negatives' must be one of {BASELINE_NEGATIVES}, "
+            f"got {config.baseline.negatives!r}"
+        )
 
 
 def load_distill_config(path: str | Path, quick: bool = False) -> DistillConfig:

@@ -10,7 +10,9 @@ teacher-train           the teacher's scores of the training candidates (``store
 teacher-eval            the teacher re-ranking the evaluation candidates (``store/``, ``run.trec``)
 student-untrained       the student before training (``model/``)
 train-distilled         the student trained from the teacher's scores (``model/``)
-train-baseline          the same student, same queries and candidates, no teacher (InfoNCE)
+run-scores-train        the training candidates under their own run scores (``store/``)
+train-baseline          the same student, same queries and candidates, no teacher (InfoNCE;
+                        negatives in the candidate run's order, ``baseline.negatives``)
 retrieve-<student>      FAISS index of the corpus and its top-k run for each student
 report                  ``report.md`` + PNGs: metrics, significance, agreement, curves, cost
 =====================  =================================================================
@@ -97,10 +99,10 @@ class DistillRun:
         name = self.config.data.collection
         if name.startswith("irds:"):
             return name
-        from retrieval_kd.data.corpus import corpus_cache_file
+        from retrieval_kd.data.corpus import content_id
         from retrieval_kd.data.sources import resolve_folder
 
-        return corpus_cache_file(resolve_folder(name) / "corpus.jsonl", kind="corpus").stem
+        return content_id(resolve_folder(name) / "corpus.jsonl")
 
     def _queries(self, dataset, limit: int | None) -> dict[str, str]:
         queries = dataset.queries
@@ -177,17 +179,27 @@ class DistillRun:
             f"student {self.config.train['student']['model']} before training",
             [],
         )
-        trainings = [("distilled", c.train.get("loss"))]
+        trainings = [("distilled", c.train.get("loss"), "teacher-train")]
         if c.baseline.enabled:
-            trainings.append(("baseline", c.baseline.loss))
+            store = "teacher-train"
+            if c.baseline.negatives == "candidates":
+                store = "run-scores-train"
+                add(
+                    store,
+                    {"scores": "candidate run"},
+                    self._run_scores_work(),
+                    "the candidate run's own scores as a store: the baseline's negatives",
+                    ["candidates-train"],
+                )
+            trainings.append(("baseline", c.baseline.loss, store))
         recipe = {k: v for k, v in c.train.items() if k != "loss"}  # each training's own loss
-        for name, loss in trainings:
+        for name, loss, store in trainings:
             add(
                 f"train-{name}",
                 {"train": recipe, "loss": loss, "max_train_queries": c.data.max_train_queries},
-                self._train_work(loss),
-                f"train the student with {loss}",
-                ["teacher-train"],
+                self._train_work(loss, store),
+                f"train the student with {loss} on groups from {store}",
+                [store],
             )
         for name in [n for n in STUDENTS if f"train-{n}" in fps or n == "untrained"]:
             source = "student-untrained" if name == "untrained" else f"train-{name}"
@@ -284,13 +296,35 @@ class DistillRun:
 
         return work
 
-    def _train_work(self, loss):
+    def _run_scores_work(self):
+        """A score store of the training candidates under their own run scores (no model)."""
+
+        def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.store import score_candidates
+            from teachers import RunScoreTeacher
+
+            candidates = read_run(self.root / "candidates-train" / "run.trec")
+            dataset = self.train_data
+            store = score_candidates(
+                RunScoreTeacher(candidates, name="candidates"),
+                dataset.queries,
+                candidates,
+                dataset.corpus.texts,
+                folder / "store",
+                depth=max(len(d) for d in candidates.values()),
+                qrels=dataset.qrels,
+                queries_per_shard=50,
+                candidate_source={"name": "candidates-train"},
+            )
+            return {"store": "store", "pairs": store.num_pairs}
+
+        return work
+
+    def _train_work(self, loss, store_stage: str):
         def work(folder: Path) -> dict[str, Any]:
             from retrieval_kd.training import train
 
-            config = self.config.train_config(
-                folder, self.root / "teacher-train" / "store", loss=loss
-            )
+            config = self.config.train_config(folder, self.root / store_stage / "store", loss=loss)
             if any(folder.glob("checkpoint-*")):
                 config.training.resume_from_checkpoint = True  # a killed run resumes
             result = train(config)

@@ -208,3 +208,20 @@ def test_corpus_cache_that_is_garbage_is_reported(tmp_path: Path) -> None:
     bad.write_bytes(b"not arrow")
     with pytest.raises(InputError, match="unreadable corpus cache"):
         Corpus(bad)
+
+
+def test_content_id_follows_content_not_path_or_mtime(tmp_path) -> None:
+    import os
+
+    from retrieval_kd.data.corpus import content_id
+
+    a = tmp_path / "a" / "corpus.jsonl"
+    b = tmp_path / "b" / "corpus.jsonl"
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_text('{"_id": "d1", "text": "x"}\n', encoding="utf-8")
+    os.utime(b, ns=(1, 1))  # another mtime, as after a copy or a re-mount
+    assert content_id(a) == content_id(b)
+    assert content_id(a).startswith("corpus-")
+    b.write_text('{"_id": "d1", "text": "y"}\n', encoding="utf-8")
+    assert content_id(a) != content_id(b)

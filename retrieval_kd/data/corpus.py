@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from retrieval_kd.errors import InputError
-from retrieval_kd.manifest import fingerprint
+from retrieval_kd.manifest import fingerprint, sha256_file
 from retrieval_kd.progress import progress
 
 SCHEMA = pa.schema([("doc_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
@@ -217,6 +217,26 @@ def corpus_cache_file(source: Path, kind: str) -> Path:
     stat = source.stat()
     key = fingerprint([str(source.resolve()), stat.st_size, stat.st_mtime_ns, kind, SCHEMA_VERSION])
     return cache_root() / "corpora" / f"{source.stem}-{key}.arrow"
+
+
+def content_id(source: Path) -> str:
+    """``<stem>-<first 16 hex of the file's SHA-256>``: the file's identity by content.
+
+    Unlike :func:`corpus_cache_file`'s key (path, size, mtime), it survives a copy, a re-mount or
+    a touched mtime, so pipeline stages keyed by it stay done. The hash is computed once per
+    (path, size, mtime) and remembered under the cache root.
+    """
+    stat = source.stat()
+    key = fingerprint([str(source.resolve()), stat.st_size, stat.st_mtime_ns])
+    memo = cache_root() / "content-ids" / f"{source.stem}-{key}.txt"
+    if memo.is_file():
+        return memo.read_text(encoding="utf-8").strip()
+    identity = f"{source.stem}-{sha256_file(source)[:16]}"
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(identity, encoding="utf-8")
+    os.replace(tmp, memo)
+    return identity
 
 
 SCHEMA_VERSION = 1

@@ -36,8 +36,10 @@ def main() -> None:
     if START not in readme or END not in readme:
         raise SystemExit(f"{args.readme} has no {START} ... {END} block")
     block = f"{START}\n{body}\n{END}"
-    args.readme.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block,
-                                  readme, flags=re.S), encoding="utf-8")
+    args.readme.write_text(
+        re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S),
+        encoding="utf-8",
+    )
     print(f"updated {args.readme} from {args.report}")
 
 

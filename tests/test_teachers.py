@@ -129,6 +129,19 @@ def test_cross_encoder_teacher_is_batch_size_invariant(tmp_path: Path) -> None:
         assert a == pytest.approx(b, abs=1e-5)  # padding does not leak into scores
 
 
+def test_cross_encoder_teacher_in_bf16_on_cpu_stays_close(tmp_path: Path) -> None:
+    from teachers.cross_encoder import CrossEncoderTeacher
+
+    folder = save_tiny_cross_encoder(tmp_path / "ce")
+    fp32 = np.concatenate(CrossEncoderTeacher(str(folder)).score(QUERIES, PASSAGES))
+    teacher = CrossEncoderTeacher(str(folder), dtype="bfloat16", device="cpu")
+    bf16 = np.concatenate(teacher.score(QUERIES, PASSAGES))
+    assert teacher.describe()["dtype"] == "bfloat16"  # recorded in the store's manifest
+    assert bf16.dtype == np.float64 and np.isfinite(bf16).all()
+    spread = float(np.ptp(fp32))
+    assert np.abs(bf16 - fp32).max() <= 0.05 * spread + 1e-2  # bf16 keeps ~3 significant digits
+
+
 def test_bi_encoder_teacher_is_cosine_of_embeddings(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 

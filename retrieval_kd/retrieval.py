@@ -1,14 +1,18 @@
-"""Dense retrieval with a trained student: encode a corpus into a FAISS index, search it.
+"""Retrieval with a trained student: encode a corpus into a FAISS index, search it.
 
 A bi-encoder student is a plain sentence-transformers folder, so encoding uses
 ``SentenceTransformer.encode_document`` / ``encode_query`` (the folder's own prompts, pooling
-and normalisation apply). The index folder records the student's path and weights hash; search
-loads the same student and refuses an index built by another one.
+and normalisation apply). A ColBERT (multi-vector) student gets a late-interaction index
+(``retrieval_kd.index.late_interaction``): token vectors in a FAISS index for candidates, exact
+MaxSim over the stored token matrices. The index folder records the student's path and weights
+hash; search loads the same student and refuses an index built by another one.
 
 Example:
     >>> index = index_corpus("runs/student", load_dataset("scifact").corpus,
     ...                      "runs/index-flat")  # doctest: +SKIP
     >>> run = search_index("runs/index-flat", queries, k=100)  # doctest: +SKIP
+    >>> late = index_corpus_late("runs/colbert", corpus, "runs/index-colbert")  # doctest: +SKIP
+    >>> run = search_index("runs/index-colbert", queries, k=100)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -60,6 +64,50 @@ class StudentEncoder:
             texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class TokenEncoder:
+    """A trained ColBERT checkpoint's query and passage token encoders, as numpy functions.
+
+    Only a multi-vector checkpoint is accepted: from a plain backbone the student would draw a
+    fresh random projection at every load, so the queries would not match the indexed tokens.
+
+    Args:
+        student: a multi-vector (ColBERT) checkpoint folder, hub id or short name.
+        batch_size: texts per forward pass.
+        device: torch device (None: CUDA if available).
+    """
+
+    def __init__(self, student: str | Path, batch_size: int = 32, device: str | None = None):
+        from retrieval_kd.models import model_fingerprint, resolve_model
+        from students.colbert import ColBERTStudent, is_multi_vector_checkpoint
+
+        self.path = Path(resolve_model(str(student)).path)
+        if not is_multi_vector_checkpoint(self.path):
+            raise RKDError(
+                f"{student}: not a trained late-interaction (ColBERT) checkpoint; its fresh "
+                "projection would differ between indexing and search"
+            )
+        self.hash = model_fingerprint(self.path)
+        self.student = ColBERTStudent(str(self.path), batch_size=batch_size, device=device)
+        self.student.model.eval()
+        self.dim = self.student.dim
+
+    def encode_passages(self, texts: list[str]) -> list[np.ndarray]:
+        """Shapes: P texts -> P float32 token matrices [n_i, D] (skiplisted tokens left out)."""
+        return [m.float().cpu().numpy() for m in self.student.encode_passages(texts).unpad()]
+
+    def encode_queries(self, texts: list[str]) -> list[np.ndarray]:
+        """Shapes: Q texts -> Q float32 token matrices [Nq, D] (with [MASK] expansion)."""
+        return [m.float().cpu().numpy() for m in self.student.encode_queries(texts).unpad()]
+
+
+def is_late_interaction_student(student: str | Path) -> bool:
+    """Whether ``student`` resolves to a multi-vector (ColBERT) checkpoint."""
+    from retrieval_kd.models import resolve_model
+    from students.colbert import is_multi_vector_checkpoint
+
+    return is_multi_vector_checkpoint(resolve_model(str(student)).path)
 
 
 def index_corpus(
@@ -114,6 +162,55 @@ def index_corpus(
     )
 
 
+def index_corpus_late(
+    student: str | Path | TokenEncoder,
+    corpus: Corpus,
+    out_dir: str | Path,
+    index_type: str = "ivfpq",
+    *,
+    chunk_size: int = 1000,
+    batch_size: int = 32,
+    **options: Any,
+):
+    """Encode ``corpus`` with a ColBERT student into a late-interaction index (resumable).
+
+    Args:
+        student: multi-vector checkpoint folder (or a loaded ``TokenEncoder``).
+        corpus: the documents.
+        out_dir: the index folder.
+        index_type: FAISS type of the token index (ivfpq, ivf, flat, ... or a factory string).
+        chunk_size: documents per encoded chunk (memory is bounded by a chunk).
+        batch_size: encoding batch size.
+        **options: nlist, pq_m, pq_nbits, train_size, candidates_per_token, seed, force.
+
+    Returns:
+        The ``LateInteractionIndex``.
+    """
+    from retrieval_kd.index.late_build import build_late_interaction_index
+
+    encoder = (
+        student
+        if isinstance(student, TokenEncoder)
+        else TokenEncoder(student, batch_size=batch_size)
+    )
+    return build_late_interaction_index(
+        out_dir,
+        corpus.ids,
+        corpus.texts,
+        encoder.encode_passages,
+        chunk_size=chunk_size,
+        index_type=index_type,
+        student_hash=encoder.hash,
+        extra={
+            "student": str(encoder.path),
+            "corpus": corpus.fingerprint(),
+            "corpus_name": corpus.name,
+            "documents": len(corpus),
+        },
+        **options,
+    )
+
+
 def search_index(
     index_dir: str | Path,
     queries: Queries,
@@ -121,26 +218,45 @@ def search_index(
     *,
     nprobe: int | None = None,
     ef_search: int | None = None,
-    encoder: StudentEncoder | None = None,
+    candidates_per_token: int | None = None,
+    encoder: StudentEncoder | TokenEncoder | None = None,
     batch_size: int = 64,
 ) -> Run:
     """Search ``index_dir`` with its own student's query encoder.
+
+    A late-interaction index is searched in two stages (token-index candidates, exact MaxSim;
+    ``nprobe`` and ``candidates_per_token`` tune the first); run scores are exact MaxSim.
 
     Raises:
         RKDError: the index was built by another student (weights hash differs) or with
             vectors of another dimension.
     """
     from retrieval_kd.index import DenseIndex
+    from retrieval_kd.index.late_interaction import KIND, LateInteractionIndex
 
     manifest = read_manifest(index_dir)
+    late = manifest.get("kind") == KIND
     if encoder is None:
         if "student" not in manifest:
             raise RKDError(f"index {index_dir} does not name its student: pass an encoder")
-        encoder = StudentEncoder(manifest["student"], batch_size=batch_size)
-    index = DenseIndex.load(index_dir, expected_student_hash=encoder.hash, expected_dim=encoder.dim)
+        make = TokenEncoder if late else StudentEncoder
+        encoder = make(manifest["student"], batch_size=batch_size)
     query_ids = list(queries)
+    if late:
+        tokens = LateInteractionIndex.load(index_dir, expected_student_hash=encoder.hash)
+        matrices = encoder.encode_queries([queries[q] for q in query_ids])
+        limit = min(k, tokens.ntotal)
+        scores, ids = tokens.search(
+            matrices, limit, nprobe=nprobe, candidates_per_token=candidates_per_token
+        )
+        return _as_run(query_ids, scores, ids)
+    index = DenseIndex.load(index_dir, expected_student_hash=encoder.hash, expected_dim=encoder.dim)
     vectors = encoder.encode_queries([queries[q] for q in query_ids])
     scores, ids = index.search(vectors, k=min(k, index.ntotal), nprobe=nprobe, ef_search=ef_search)
+    return _as_run(query_ids, scores, ids)
+
+
+def _as_run(query_ids: list[str], scores: np.ndarray, ids: list[list[str]]) -> Run:
     return {
         q: {d: float(s) for d, s in zip(hits, row, strict=False)}
         for q, hits, row in zip(query_ids, ids, scores, strict=True)

@@ -1,4 +1,9 @@
-"""``rkd index`` and ``rkd search``: a student's FAISS index of a corpus, and runs from it."""
+"""``rkd index`` and ``rkd search``: a student's FAISS index of a corpus, and runs from it.
+
+A bi-encoder student gets a dense index. A ColBERT (multi-vector) checkpoint, or ``--index
+colbert``, gets a late-interaction index: its token vectors in a FAISS index of the ``--index``
+type (``ivfpq`` by default) for candidates, its token matrices stored for exact MaxSim.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +18,53 @@ from retrieval_kd.manifest import measure, write_json_atomic
 def index(
     student: str = typer.Option(
         ...,
-        help="Student checkpoint folder (a sentence-transformers folder), hub id or short name.",
+        help="Student checkpoint folder (sentence-transformers or ColBERT), hub id or short name.",
     ),
     data: str = typer.Option(..., help="Collection to index: short name, BEIR folder or irds:."),
     index_type: str = typer.Option(
-        "flat",
+        None,
         "--index",
-        help="flat | ivf | ivfpq | opq-ivfpq | hnsw | sq8 | a FAISS factory string.",
+        help="flat | ivf | ivfpq | opq-ivfpq | hnsw | sq8 | a FAISS factory string | colbert. "
+        "Default flat; for a ColBERT checkpoint (or 'colbert') the token index type, default "
+        "ivfpq.",
     ),
     out: Path = typer.Option(..., help="Index folder (an interrupted build resumes)."),
-    chunk_size: int = typer.Option(10_000, help="Documents per encoded chunk."),
-    batch_size: int = typer.Option(64, help="Encoding batch size."),
-    nlist: int = typer.Option(None, help="IVF lists (default: from the corpus size)."),
+    chunk_size: int = typer.Option(
+        None, help="Documents per encoded chunk (default 10000; ColBERT 1000)."
+    ),
+    batch_size: int = typer.Option(None, help="Encoding batch size (default 64; ColBERT 32)."),
+    nlist: int = typer.Option(None, help="IVF lists (default: from the vector / token count)."),
 ) -> None:
     """Encode the corpus with the student and save a FAISS index + id map + manifest."""
-    from retrieval_kd.retrieval import index_corpus
+    from retrieval_kd.retrieval import index_corpus, index_corpus_late, is_late_interaction_student
 
     corpus = load_dataset(data).corpus
     options = {} if nlist is None else {"nlist": nlist}
+    if index_type == "colbert" or is_late_interaction_student(student):
+        token_type = "ivfpq" if index_type in (None, "colbert") else index_type
+        late = index_corpus_late(
+            student,
+            corpus,
+            out,
+            token_type,
+            chunk_size=chunk_size or 1000,
+            batch_size=batch_size or 32,
+            **options,
+        )
+        typer.echo(
+            f"late-interaction index {out}: {late.ntotal} docs, {late.ntokens} token vectors, "
+            f"{late.manifest['factory']}, {late.size_bytes / 2**20:.1f} MiB"
+        )
+        return
+    index_type = index_type or "flat"
     built = index_corpus(
-        student, corpus, out, index_type, chunk_size=chunk_size, batch_size=batch_size, **options
+        student,
+        corpus,
+        out,
+        index_type,
+        chunk_size=chunk_size or 10_000,
+        batch_size=batch_size or 64,
+        **options,
     )
     typer.echo(
         f"index {out}: {built.ntotal} vectors, {index_type}, {built.size_bytes() / 2**20:.1f} MiB"
@@ -46,14 +78,27 @@ def search(
     out: Path = typer.Option(..., help="Output TREC run."),
     nprobe: int = typer.Option(None, help="IVF lists to visit."),
     ef_search: int = typer.Option(None, help="HNSW search breadth."),
+    candidates_per_token: int = typer.Option(
+        None, help="ColBERT index: token hits per query token (default: the index's)."
+    ),
 ) -> None:
-    """Encode the queries with the index's own student, search, write a TREC run."""
+    """Encode the queries with the index's own student, search, write a TREC run.
+
+    A ColBERT index returns exact MaxSim scores of the candidates its token index finds.
+    """
     from retrieval_kd.retrieval import search_index
 
     name, split = parse_data_split(queries)
     dataset = load_dataset(name, split)
     with measure() as cost:
-        run = search_index(index, dataset.queries, k=k, nprobe=nprobe, ef_search=ef_search)
+        run = search_index(
+            index,
+            dataset.queries,
+            k=k,
+            nprobe=nprobe,
+            ef_search=ef_search,
+            candidates_per_token=candidates_per_token,
+        )
         write_run(run, out, tag=index.name)
     cost["queries_per_s"] = round(len(run) / max(cost["wall_s"], 1e-9), 1)
     write_json_atomic(
@@ -65,6 +110,7 @@ def search(
             "k": k,
             "nprobe": nprobe,
             "ef_search": ef_search,
+            "candidates_per_token": candidates_per_token,
             "cost": cost,
         },
     )

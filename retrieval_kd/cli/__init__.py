@@ -1,8 +1,9 @@
 """The ``rkd`` command line: one command per arrow of the pipeline.
 
-``candidates -> score -> train -> index -> search -> evaluate``, and ``distill`` for the whole
-chain from one YAML file. Errors raised on purpose (``RKDError``) print one clear line and exit
-with status 2; nothing partial is written.
+``candidates -> score -> train -> index -> search -> evaluate``, ``distill`` for the whole
+chain from one YAML file, and ``index-report`` for an ANN index's recall / speed trade-off.
+Errors raised on purpose (``RKDError``) print one clear line and exit with status 2; nothing
+partial is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 from retrieval_kd.cli.candidates import candidates
 from retrieval_kd.cli.distill import distill
 from retrieval_kd.cli.evaluate import evaluate
+from retrieval_kd.cli.index_report import index_report
 from retrieval_kd.cli.retrieve import index, search
 from retrieval_kd.cli.score import score
 from retrieval_kd.cli.train import train
@@ -48,6 +50,10 @@ app.command(help="Evaluate one or more TREC runs (ranx), with significance tests
 app.command(help="Score candidates with a teacher into a resumable score store.")(score)
 app.command(help="Encode a corpus with a student into a FAISS index.")(index)
 app.command(help="Search a student's FAISS index -> TREC run.")(search)
+app.command(
+    name="index-report",
+    help="Recall, nDCG@10 and queries/s of an ANN index's settings against exact search.",
+)(index_report)
 app.command(help="The whole chain from one YAML config (resumable, stage by stage).")(distill)
 app.command(help="Train a student from a teacher score store (YAML config).")(train)
 

@@ -25,8 +25,10 @@ def zscore(scores: np.ndarray) -> np.ndarray:
         [-1.2247, 0.0, 1.2247]
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if scores.size < 2:  # an empty or one-candidate list (numpy warns on std of nothing)
+        return np.zeros_like(scores)
     std = scores.std()
-    return np.zeros_like(scores) if std == 0 or scores.size < 2 else (scores - scores.mean()) / std
+    return np.zeros_like(scores) if std == 0 else (scores - scores.mean()) / std
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:

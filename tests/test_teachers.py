@@ -3,6 +3,7 @@ random models (cross-encoder and bi-encoder)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,10 @@ PASSAGES = [
 def test_calibrations_by_hand() -> None:
     assert zscore(np.array([1.0, 3.0])).tolist() == [-1.0, 1.0]  # mean 2, std 1
     assert zscore(np.array([5.0, 5.0])).tolist() == [0.0, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on a 0- or 1-candidate list
+        assert zscore(np.array([4.0])).tolist() == [0.0]
+        assert zscore(np.array([])).tolist() == []
     assert minmax(np.array([-2.0, 0.0, 2.0])).tolist() == [0.0, 0.5, 1.0]
     assert minmax(np.array([7.0])).tolist() == [0.5]
     assert rank(np.array([0.3, 0.1, 0.2])).tolist() == [1.0, 0.0, 0.5]

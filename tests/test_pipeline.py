@@ -16,7 +16,7 @@ from tiny_models import WORDS, save_tiny_sentence_transformer
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.pipeline import DistillRun, load_distill_config
 from retrieval_kd.pipeline.config import distill_config_from_dict
-from retrieval_kd.pipeline.stages import stage_state
+from retrieval_kd.pipeline.stages import Stage, run_stage, stage_state
 
 
 def toy_collection(root: Path) -> Path:
@@ -159,3 +159,25 @@ def test_until_stops_early_and_dry_run_plans(toy_config: dict) -> None:
     assert "done  teacher-train" in plan and "new  train-distilled" in plan
     with pytest.raises(RKDError, match="--until 'nope'"):
         pipeline.run(until="nope")
+
+
+def test_an_unfinished_stage_with_other_settings_is_cleared_not_resumed(tmp_path: Path) -> None:
+    def killed(folder: Path) -> dict:
+        (folder / "checkpoint").write_text("trained with the old loss")
+        raise KeyboardInterrupt  # stands in for kill -9: no manifest is written
+
+    old = Stage("train-distilled", {"loss": {"kl": 1.0}}, killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(tmp_path, old)
+    assert stage_state(tmp_path, old) == "partial"  # same settings: resume in place
+
+    seen: list[bool] = []
+    new = Stage(
+        "train-distilled",
+        {"loss": {"kl": 2.0}},
+        lambda folder: seen.append((folder / "checkpoint").exists()) or {},
+    )
+    assert stage_state(tmp_path, new) == "stale"
+    manifest = run_stage(tmp_path, new)
+    assert seen == [False] and manifest["resumed"] is False  # the old checkpoint was cleared
+    assert stage_state(tmp_path, new) == "done"

@@ -4,7 +4,10 @@ A stage's fingerprint hashes its settings and the fingerprints of the stages it 
 changing the loss re-runs training and what follows, but not candidates or teacher scoring.
 A folder whose manifest carries another fingerprint is stale and is cleared before the stage
 runs; a folder without a manifest is an interrupted run, left in place for the stage to
-resume (score stores, training checkpoints and index chunks all resume).
+resume (score stores, training checkpoints and index chunks all resume) — unless the
+fingerprint it was started with (``STARTED_NAME``, written first) differs: then it was started
+with other settings, is stale too, and is cleared, so a checkpoint of another loss is never
+resumed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from retrieval_kd.manifest import MANIFEST_NAME, fingerprint, measure, read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
+STARTED_NAME = ".started-fingerprint"  # the fingerprint an unfinished folder was started with
 
 
 @dataclass
@@ -49,7 +53,12 @@ def stage_state(root: Path, stage: Stage) -> str:
     folder = root / stage.name
     if (folder / MANIFEST_NAME).is_file():
         return "done" if read_manifest(folder).get("fingerprint") == stage.fingerprint else "stale"
-    return "partial" if folder.exists() else "new"
+    if not folder.exists():
+        return "new"
+    started = folder / STARTED_NAME
+    if started.is_file() and started.read_text().strip() != stage.fingerprint:
+        return "stale"
+    return "partial"
 
 
 def run_stage(root: Path, stage: Stage) -> dict[str, Any]:
@@ -63,6 +72,7 @@ def run_stage(root: Path, stage: Stage) -> dict[str, Any]:
         logger.info("%s: settings changed, clearing %s", stage.name, folder)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _write_started(folder, stage.fingerprint)
     with measure() as cost:
         outputs = stage.work(folder)
     manifest = {
@@ -75,3 +85,10 @@ def run_stage(root: Path, stage: Stage) -> dict[str, Any]:
     }
     write_manifest(folder, manifest)
     return read_manifest(folder)
+
+
+def _write_started(folder: Path, value: str) -> None:
+    """Record (atomically) the fingerprint this folder's work was started with."""
+    tmp = folder / f"{STARTED_NAME}.tmp"
+    tmp.write_text(value + "\n")
+    tmp.replace(folder / STARTED_NAME)

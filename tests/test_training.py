@@ -181,6 +181,13 @@ def test_validation_errors_before_training(toy: dict[str, Path], tmp_path: Path)
     short = _store(tmp_path / "c", [good, ScoredQuery("q1", docs[:2], [1.0, 0.0])])
     with pytest.raises(InputError, match="K=4 is larger than the stored candidates"):
         GroupDataset(short, queries, corpus, sampler, qrels, positives="teacher")
+    kept = GroupDataset(
+        short, queries, corpus, sampler, qrels, positives="teacher", short_queries="skip"
+    )
+    assert [c.query_id for c in kept.items] == ["q0"]
+    assert kept.skipped == {"no_scored_positive": 0, "too_few_candidates": 1}
+    with pytest.raises(RKDError, match="short_queries must be one of"):
+        GroupDataset(short, queries, corpus, sampler, qrels, short_queries="drop")
 
 
 def test_unfinished_store_fails_before_any_model_is_built(

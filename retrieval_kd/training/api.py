@@ -142,7 +142,15 @@ def _prepare(config: TrainConfig) -> dict[str, Any]:
         g.size, g.strategy, g.depth, g.mixed_top, config.training.seed if g.seed is None else g.seed
     )
     groups = GroupDataset(
-        store, all_queries, dataset.corpus, sampler, qrels, d.positives, d.min_relevance, ids
+        store,
+        all_queries,
+        dataset.corpus,
+        sampler,
+        qrels,
+        d.positives,
+        d.min_relevance,
+        ids,
+        short_queries=g.short_queries,
     )
     return {
         "store": store,

@@ -4,7 +4,7 @@ Sections (see ``configs/train-scifact-l3.yaml`` for every key, documented line b
 
     data:        collection, split, score store, where positives come from
     student:     kind, model, pooling, similarity, prefixes, max lengths
-    groups:      group size K, negative strategy (top / random / mixed), depth, seed
+    groups:      group size K, negative strategy (top / random / mixed), depth, seed, short_queries
     loss:        a losses-registry spec, e.g. {margin_mse: 1.0, kl: 1.0}; a term with
                  ``in_batch: true`` (InfoNCE) scores every passage of the batch
     training:    output folder, epochs / steps, batch, learning rate, warm-up, precision, ...
@@ -28,6 +28,7 @@ from retrieval_kd.strict_config import read_yaml, strict_section
 
 STRATEGIES = ("top", "random", "mixed")
 POSITIVES = ("qrels", "teacher")
+SHORT_QUERIES = ("error", "skip")  # a query with fewer than K stored candidates
 PRECISIONS = ("fp32", "bf16", "fp16")
 IN_BATCH_LOSSES = ("info_nce",)
 
@@ -67,6 +68,7 @@ class GroupConfig:
     depth: int = 50
     mixed_top: int | None = None
     seed: int | None = None
+    short_queries: str = "error"  # fewer than K stored candidates: "error" or "skip"
 
 
 @dataclass
@@ -161,6 +163,9 @@ def _check(config: TrainConfig) -> None:
     )
     need(g.size >= 2, "groups.size", "a group needs a positive and at least one other passage")
     need(g.strategy in STRATEGIES, "groups.strategy", f"must be one of {STRATEGIES}")
+    need(
+        g.short_queries in SHORT_QUERIES, "groups.short_queries", f"must be one of {SHORT_QUERIES}"
+    )
     need(g.depth >= g.size - 1, "groups.depth", f"must be >= groups.size - 1 = {g.size - 1}")
     need(
         g.mixed_top is None or 0 <= g.mixed_top <= g.size - 1,

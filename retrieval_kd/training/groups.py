@@ -28,6 +28,7 @@ Shapes (a collated batch of B groups):
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ from retrieval_kd.data.corpus import Corpus
 from retrieval_kd.data.types import Qrels, Queries
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.store import ScoreStore
-from retrieval_kd.training.config import POSITIVES, STRATEGIES
+from retrieval_kd.training.config import POSITIVES, SHORT_QUERIES, STRATEGIES
+
+logger = logging.getLogger(__name__)
 
 
 def _examples(items: Sequence[Any], n: int = 5) -> str:
@@ -118,10 +121,13 @@ class GroupDataset(torch.utils.data.Dataset):
         positives: ``"qrels"`` or ``"teacher"``.
         min_relevance: lowest grade that makes a positive.
         query_ids: the training queries (default: every query of the store).
+        short_queries: a query with fewer than K stored candidates is an ``"error"`` (default)
+            or is ``"skip"``ped (counted in ``skipped["too_few_candidates"]`` and logged); BM25
+            finds fewer than K documents for some one-word queries (NFCorpus: "dizziness").
 
     Raises:
         InputError: store query ids without text, store doc ids not in the corpus, queries with
-            fewer than K stored candidates, or no query left with a positive.
+            fewer than K stored candidates (unless skipped), or no query left with a positive.
     """
 
     def __init__(
@@ -134,7 +140,10 @@ class GroupDataset(torch.utils.data.Dataset):
         positives: str = "qrels",
         min_relevance: int = 1,
         query_ids: Sequence[str] | None = None,
+        short_queries: str = "error",
     ) -> None:
+        if short_queries not in SHORT_QUERIES:
+            raise RKDError(f"short_queries must be one of {SHORT_QUERIES}, got {short_queries!r}")
         if positives not in POSITIVES:
             raise RKDError(f"positives must be one of {POSITIVES}, got {positives!r}")
         if positives == "qrels" and qrels is None:
@@ -158,7 +167,7 @@ class GroupDataset(torch.utils.data.Dataset):
         self.corpus = corpus
         self.queries = {q: queries[q] for q in ids}
         self.epoch = 0
-        self.skipped = {"no_scored_positive": 0}
+        self.skipped = {"no_scored_positive": 0, "too_few_candidates": 0}
         self.items: list[Candidates] = []
         short: list[tuple[int, str]] = []
         all_docs: set[str] = set()
@@ -170,6 +179,9 @@ class GroupDataset(torch.utils.data.Dataset):
             all_docs.update(row.doc_ids)
             if len(row.doc_ids) < sampler.size:
                 short.append((len(row.doc_ids), qid))
+                if short_queries == "skip":
+                    self.skipped["too_few_candidates"] += 1
+                    continue
             if positives == "teacher":
                 grades = np.zeros(len(row.doc_ids), dtype=np.int64)
                 if len(grades):
@@ -190,12 +202,22 @@ class GroupDataset(torch.utils.data.Dataset):
                 f"{corpus.name!r}: {_examples(missing)}",
                 store.folder,
             )
-        if short:
+        if short and short_queries == "skip":
+            fewest, qid = min(short)
+            logger.warning(
+                "skipped %d training query(ies) with fewer than K=%d stored candidates "
+                "(fewest: %d, query %r)",
+                len(short),
+                sampler.size,
+                fewest,
+                qid,
+            )
+        elif short:
             fewest, qid = min(short)
             raise InputError(
                 f"groups.size K={sampler.size} is larger than the stored candidates of "
-                f"{len(short)} query(ies) (fewest: {fewest}, query {qid!r}); lower groups.size "
-                "or score more candidates per query",
+                f"{len(short)} query(ies) (fewest: {fewest}, query {qid!r}); lower groups.size, "
+                "score more candidates per query, or skip them (groups.short_queries: skip)",
                 store.folder,
             )
         if not self.items:

@@ -152,12 +152,7 @@ def index_corpus(
         chunk_size=chunk_size,
         index_type=index_type,
         student_hash=encoder.hash,
-        extra={
-            "student": str(encoder.path),
-            "corpus": corpus.fingerprint(),
-            "corpus_name": corpus.name,
-            "documents": len(corpus),
-        },
+        extra=_index_provenance(encoder.path, corpus),
         **options,
     )
 
@@ -201,14 +196,19 @@ def index_corpus_late(
         chunk_size=chunk_size,
         index_type=index_type,
         student_hash=encoder.hash,
-        extra={
-            "student": str(encoder.path),
-            "corpus": corpus.fingerprint(),
-            "corpus_name": corpus.name,
-            "documents": len(corpus),
-        },
+        extra=_index_provenance(encoder.path, corpus),
         **options,
     )
+
+
+def _index_provenance(student_path: Path, corpus: Corpus) -> dict[str, Any]:
+    """Manifest fields naming what an index was built from (student folder and corpus)."""
+    return {
+        "student": str(student_path),
+        "corpus": corpus.fingerprint(),
+        "corpus_name": corpus.name,
+        "documents": len(corpus),
+    }
 
 
 def search_index(

@@ -258,19 +258,9 @@ class DistillRun:
 
     def _teacher_work(self, dataset, candidates_stage: str):
         def work(folder: Path) -> dict[str, Any]:
-            from retrieval_kd.store import score_candidates
-
             candidates = read_run(self.root / candidates_stage / "run.trec")
-            store = score_candidates(
-                self.teacher(candidates),
-                dataset.queries,
-                candidates,
-                dataset.corpus.texts,
-                folder / "store",
-                depth=max(len(d) for d in candidates.values()),
-                qrels=dataset.qrels,
-                queries_per_shard=50,
-                candidate_source={"name": candidates_stage},
+            store = _score_into(
+                self.teacher(candidates), dataset, candidates, candidates_stage, folder
             )
             write_run(store.to_run(), folder / "run.trec", tag="teacher")
             manifest = store.manifest or {}
@@ -300,22 +290,11 @@ class DistillRun:
         """A score store of the training candidates under their own run scores (no model)."""
 
         def work(folder: Path) -> dict[str, Any]:
-            from retrieval_kd.store import score_candidates
             from teachers import RunScoreTeacher
 
             candidates = read_run(self.root / "candidates-train" / "run.trec")
-            dataset = self.train_data
-            store = score_candidates(
-                RunScoreTeacher(candidates, name="candidates"),
-                dataset.queries,
-                candidates,
-                dataset.corpus.texts,
-                folder / "store",
-                depth=max(len(d) for d in candidates.values()),
-                qrels=dataset.qrels,
-                queries_per_shard=50,
-                candidate_source={"name": "candidates-train"},
-            )
+            teacher = RunScoreTeacher(candidates, name="candidates")
+            store = _score_into(teacher, self.train_data, candidates, "candidates-train", folder)
             return {"store": "store", "pairs": store.num_pairs}
 
         return work
@@ -454,3 +433,20 @@ def _student_scores(
         scores = vectors[np.array([row[d] for d in docs])] @ qv
         out[q] = {d: float(s) for d, s in zip(docs, scores, strict=True)}
     return out
+
+
+def _score_into(teacher: Any, dataset: Any, candidates: dict, source: str, folder: Path) -> Any:
+    """Score every candidate of ``candidates`` (stage ``source``) into ``folder/store``."""
+    from retrieval_kd.store import score_candidates
+
+    return score_candidates(
+        teacher,
+        dataset.queries,
+        candidates,
+        dataset.corpus.texts,
+        folder / "store",
+        depth=max(len(d) for d in candidates.values()),
+        qrels=dataset.qrels,
+        queries_per_shard=50,
+        candidate_source={"name": source},
+    )

@@ -283,3 +283,11 @@ def test_smollm2_ranks_toy_triples():
         assert teacher.describe()["hub_id"] == hub_id
     print(f"SmolLM2 relevant-first on {len(TOY_TRIPLES)} toy triples: {wins}")
     assert wins["query_likelihood"] >= 2  # a zero-shot QL model ranks most toy pairs right
+
+
+def test_default_batch_size_is_larger_on_an_accelerator() -> None:
+    from teachers.llm_loading import choose_batch_size
+
+    assert choose_batch_size(None, "cpu") == 8
+    assert choose_batch_size(None, "cuda:0") == 64
+    assert choose_batch_size(5, "cuda") == 5

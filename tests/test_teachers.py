@@ -115,7 +115,8 @@ def test_cross_encoder_teacher_matches_plain_cross_encoder(tmp_path: Path) -> No
     from sentence_transformers import CrossEncoder
 
     folder = save_tiny_cross_encoder(tmp_path / "ce")
-    teacher = build_teacher(f"cross-encoder:{folder}", None)
+    # fp32 on both sides: on a GPU the teacher's "auto" dtype is bf16, plain predict stays fp32
+    teacher = build_teacher({"kind": "cross-encoder", "model": str(folder), "dtype": "float32"})
     scores = teacher.score(QUERIES, PASSAGES)
     assert [s.shape for s in scores] == [(3,), (2,)]
     plain = CrossEncoder(str(folder), activation_fn=torch.nn.Identity())

@@ -74,5 +74,5 @@ def score(
     cost = manifest.get("cost", {})
     typer.echo(
         f"score store {out}: {len(store.query_ids())} queries, {store.num_pairs} pairs"
-        + (f", {cost.get('pairs_per_s')} pairs/s" if cost else "")
+        + (f", {cost.get('pairs_per_s_per_process')} pairs/s per process" if cost else "")
     )

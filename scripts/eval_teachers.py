@@ -9,6 +9,12 @@ Usage:
         --teacher bi-encoder:sentence-transformers/all-MiniLM-L6-v2 \
         --teacher llm-yes-no:HuggingFaceTB/SmolLM2-135M-Instruct \
         --ensemble bm25+bi-encoder --out runs/teachers
+
+Scores made elsewhere (e.g. an LLM teacher on a GPU machine with ``rkd score --candidates
+scifact/test --depth 100``) join as ``--store scifact/test:llm-ql=<store folder>`` and are used
+like a scored teacher, in the table and in ensembles. BM25 on another machine can differ at the
+tail (near-tied scores at rank ~100 under another numpy), so every row of such a collection is
+evaluated on the pairs that all of them scored; the number of pairs dropped is printed.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from pathlib import Path
 from evaluation import evaluate
 from retrieval_kd.candidates import bm25_candidates
 from retrieval_kd.data import load_dataset, parse_data_split, truncate_run
+from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import fingerprint
-from retrieval_kd.store import score_candidates
+from retrieval_kd.store import ScoreStore, score_candidates
 from teachers import EnsembleTeacher, RunScoreTeacher, build_teacher, parse_teacher_spec
 
 METRICS = ["ndcg@10", "mrr@10"]
@@ -37,6 +44,14 @@ def main() -> None:
         action="append",
         default=[],
         help="'+'-joined member names (bm25 or a teacher kind), z-scored, weight 1",
+    )
+    parser.add_argument(
+        "--store",
+        action="append",
+        default=[],
+        metavar="DATA/SPLIT:NAME=FOLDER",
+        help="a score store scored elsewhere on the same BM25 candidates, e.g. "
+        "scifact/test:llm-ql=runs/gpu/scifact-test/llm-ql",
     )
     parser.add_argument("--max-queries", type=int, default=None, help="first N queries only")
     parser.add_argument("--out", type=Path, default=Path("runs/teachers"))
@@ -69,6 +84,13 @@ def main() -> None:
             runs[kind] = store.to_run()
             cost = (store.manifest or {}).get("cost", {})
             print(f"{data} {kind}: {cost}")
+        for name, folder in stores_for(data, args.store):
+            runs[name] = complete_store(folder).to_run()
+            print(f"{data} {name}: {(ScoreStore(folder).manifest or {}).get('cost', {})}")
+        if args.store:
+            runs, dropped = on_common_pairs(runs)
+            print(f"{data}: {dropped} candidate pair(s) not scored by every teacher left out")
+            candidates = runs["bm25"]
         for combo in args.ensemble:
             members = [(RunScoreTeacher(runs[m], m), 1.0) for m in combo.split("+")]
             ensemble = EnsembleTeacher(members, calibration="zscore")
@@ -90,6 +112,39 @@ def main() -> None:
         print(f"| {row['data']} | {row['teacher']} | {row['ndcg@10']:.4f} | {row['mrr@10']:.4f} |")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "teachers.json").write_text(json.dumps(table, indent=2))
+
+
+def stores_for(data: str, specs: list[str]) -> list[tuple[str, Path]]:
+    """The ``--store`` entries of one ``data/split``, as (name, folder)."""
+    picked = []
+    for spec in specs:
+        where, sep, rest = spec.partition(":")
+        name, eq, folder = rest.partition("=")
+        if not (sep and eq and name and folder):
+            raise InputError(f"--store wants DATA/SPLIT:NAME=FOLDER, got {spec!r}")
+        if where == data:
+            picked.append((name, Path(folder)))
+    return picked
+
+
+def complete_store(folder: Path) -> ScoreStore:
+    """The score store at ``folder``; one with no manifest (unfinished) is refused."""
+    store = ScoreStore(folder)
+    if store.manifest is None:
+        raise InputError("score store has no manifest (unfinished?)", path=folder)
+    return store
+
+
+def on_common_pairs(runs: dict[str, dict]) -> tuple[dict[str, dict], int]:
+    """Every run cut to the (query, doc) pairs that all runs hold, and how many pairs went."""
+    queries = set.intersection(*(set(run) for run in runs.values()))
+    common = {q: set.intersection(*(set(run[q]) for run in runs.values())) for q in queries}
+    cut = {
+        name: {q: {d: s for d, s in run[q].items() if d in common[q]} for q in queries}
+        for name, run in runs.items()
+    }
+    before = sum(len(docs) for docs in runs["bm25"].values())
+    return cut, before - sum(len(docs) for docs in cut["bm25"].values())
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from retrieval_kd.training import (
     load_config,
     train,
 )
-from retrieval_kd.training.groups import Candidates
+from retrieval_kd.training.groups import Candidates, lift_positives
 
 REPO = Path(__file__).resolve().parents[1]
 TERMS = ("loss/margin_mse", "loss/kl", "loss/info_nce")
@@ -72,6 +72,7 @@ def toy_config(toy: dict[str, Path], out: Path, **sections: dict) -> dict:
         ({"training": {"batch_size": "16"}}, "'training.batch_size' must be"),
         ({"groups": {"strategy": "hardest"}}, "'groups.strategy'"),
         ({"groups": {"size": 8, "depth": 4}}, "'groups.depth'"),
+        ({"groups": {"trust_labels": -1.0}}, "'groups.trust_labels'"),
         ({"student": {"kind": "ranker"}}, "'student.kind'"),
         ({"evaluation": {"every_steps": 5}}, "holdout_queries"),
     ],
@@ -158,6 +159,33 @@ def test_dataset_items_collate_into_tensors(toy: dict[str, Path]) -> None:
     before = groups[0]["doc_ids"]
     groups.set_epoch(3)
     assert groups[0]["doc_ids"][0] == before[0]
+
+
+def test_lift_positives_puts_judged_positives_above_every_negative() -> None:
+    scores = np.array([1.0, 3.0, 2.0, -1.0], dtype=np.float32)
+    labels = np.array([1, 0, 0, 0])
+    lifted = lift_positives(scores, labels, margin=0.5)
+    assert lifted.tolist() == [3.5, 3.0, 2.0, -1.0]  # negatives keep their scores and order
+    assert scores[0] == 1.0  # a copy
+    agreeing = np.array([5.0, 3.0, 2.0, -1.0], dtype=np.float32)
+    assert lift_positives(agreeing, labels, 0.5).tolist() == agreeing.tolist()
+    two = lift_positives(np.array([0.0, 4.0, 1.0]), np.array([1, 0, 2]), 1.0)
+    assert two.tolist() == [5.0, 4.0, 5.0]
+    assert lift_positives(scores, np.zeros(4, dtype=int), 1.0).tolist() == scores.tolist()
+
+
+def test_trust_labels_lifts_the_positive_in_dataset_items(toy: dict[str, Path]) -> None:
+    dataset = load_dataset(str(toy["collection"]), "train")
+    store = ScoreStore(toy["store"])
+    sampler = GroupSampler(size=4, strategy="random", depth=8)
+    args = (store, dataset.queries, dataset.corpus, sampler, dataset.qrels)
+    plain, trusted = GroupDataset(*args), GroupDataset(*args, trust_labels=2.0)
+    for i in range(len(plain)):
+        a, b = plain[i], trusted[i]
+        assert a["doc_ids"] == b["doc_ids"]  # sampling is unchanged
+        negatives = a["teacher_scores"][1:]
+        assert b["teacher_scores"][1:].tolist() == negatives.tolist()
+        assert b["teacher_scores"][0] >= max(a["teacher_scores"][0], negatives.max() + 2.0)
 
 
 def _store(folder: Path, rows: list[ScoredQuery]) -> ScoreStore:

@@ -151,6 +151,7 @@ def _prepare(config: TrainConfig) -> dict[str, Any]:
         d.min_relevance,
         ids,
         short_queries=g.short_queries,
+        trust_labels=g.trust_labels,
     )
     return {
         "store": store,

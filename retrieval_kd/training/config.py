@@ -69,6 +69,7 @@ class GroupConfig:
     mixed_top: int | None = None
     seed: int | None = None
     short_queries: str = "error"  # fewer than K stored candidates: "error" or "skip"
+    trust_labels: float | None = None  # lift judged positives above the group's negatives by this
 
 
 @dataclass
@@ -165,6 +166,11 @@ def _check(config: TrainConfig) -> None:
     need(g.strategy in STRATEGIES, "groups.strategy", f"must be one of {STRATEGIES}")
     need(
         g.short_queries in SHORT_QUERIES, "groups.short_queries", f"must be one of {SHORT_QUERIES}"
+    )
+    need(
+        g.trust_labels is None or g.trust_labels >= 0,
+        "groups.trust_labels",
+        "must be null or a margin >= 0 (teacher score units)",
     )
     need(g.depth >= g.size - 1, "groups.depth", f"must be >= groups.size - 1 = {g.size - 1}")
     need(

@@ -124,6 +124,9 @@ class GroupDataset(torch.utils.data.Dataset):
         short_queries: a query with fewer than K stored candidates is an ``"error"`` (default)
             or is ``"skip"``ped (counted in ``skipped["too_few_candidates"]`` and logged); BM25
             finds fewer than K documents for some one-word queries (NFCorpus: "dizziness").
+        trust_labels: None (default: teacher scores as stored), or a margin: in each drawn group
+            the judged positives' teacher scores are lifted to at least the best other
+            passage's score plus this margin (:func:`lift_positives`).
 
     Raises:
         InputError: store query ids without text, store doc ids not in the corpus, queries with
@@ -141,7 +144,11 @@ class GroupDataset(torch.utils.data.Dataset):
         min_relevance: int = 1,
         query_ids: Sequence[str] | None = None,
         short_queries: str = "error",
+        trust_labels: float | None = None,
     ) -> None:
+        if trust_labels is not None and trust_labels < 0:
+            raise RKDError(f"trust_labels must be None or >= 0, got {trust_labels}")
+        self.trust_labels = trust_labels
         if short_queries not in SHORT_QUERIES:
             raise RKDError(f"short_queries must be one of {SHORT_QUERIES}, got {short_queries!r}")
         if positives not in POSITIVES:
@@ -239,14 +246,38 @@ class GroupDataset(torch.utils.data.Dataset):
         cand = self.items[index]
         picks = self.sampler.sample(cand, self.epoch)
         doc_ids = [cand.doc_ids[i] for i in picks]
+        scores = cand.scores[picks].astype(np.float32)
+        labels = cand.grades[picks]
+        if self.trust_labels is not None:
+            scores = lift_positives(scores, labels, self.trust_labels)
         return {
             "query_id": cand.query_id,
             "query": self.queries[cand.query_id],
             "doc_ids": doc_ids,
             "passages": self.corpus.texts(doc_ids),
-            "teacher_scores": cand.scores[picks].astype(np.float32),
-            "labels": cand.grades[picks],
+            "teacher_scores": scores,
+            "labels": labels,
         }
+
+
+def lift_positives(scores: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray:
+    """Teacher scores that agree with the labels: each positive at least ``margin`` above the
+    best non-positive, other scores unchanged.
+
+    A teacher that ranks an unjudged passage above a judged positive (the BM25 + MiniLM-L6
+    teacher does so for 31% of SciFact's training queries) makes the KL and Margin-MSE terms
+    pull against the labels; lifting the positive keeps what the teacher says about the
+    negatives (their order and gaps) and trusts the judgement for the positive.
+
+    Shapes:
+        scores: [K] float; labels: [K] int (> 0 = positive) -> [K] float (a copy).
+    """
+    out = np.array(scores, dtype=np.float32, copy=True)
+    positive = labels > 0
+    if positive.any() and (~positive).any():
+        floor = out[~positive].max() + np.float32(margin)
+        out[positive] = np.maximum(out[positive], floor)
+    return out
 
 
 def collate_groups(items: list[dict[str, Any]]) -> dict[str, Any]:

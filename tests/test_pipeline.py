@@ -148,6 +148,31 @@ def test_distill_end_to_end_then_skip_then_loss_change(toy_config: dict, tmp_pat
     assert states["report"] == "stale"
 
 
+def test_candidate_pool_search_retrieves_only_from_the_pool(toy_config: dict) -> None:
+    toy_config["search"] = {"k": 10, "corpus": "candidates"}
+    toy_config["candidates"]["eval_depth"] = 3
+    toy_config["baseline"] = {"enabled": False}
+    config = distill_config_from_dict(toy_config)
+    DistillRun(config, echo=lambda line: None).run()
+    root = Path(config.output_dir)
+    from retrieval_kd.data import load_dataset, read_run
+
+    candidates = read_run(root / "candidates-eval" / "run.trec")
+    qrels = load_dataset("toy", "test").qrels
+    pool = {d for q in candidates for d in candidates[q]} | {d for q in qrels for d in qrels[q]}
+    assert len(pool) < 24  # a real subset of the 24 documents
+    for stage in ("retrieve-untrained", "retrieve-distilled"):
+        run = read_run(root / stage / "run.trec")
+        assert {d for q in run for d in run[q]} <= pool
+        assert json.loads((root / stage / "manifest.json").read_text())["outputs"][
+            "corpus_docs"
+        ] == len(pool)
+    assert "candidate pool only" in (root / "report" / "report.md").read_text()
+    toy_config["search"]["corpus"] = "sample"
+    with pytest.raises(RKDError, match="'search.corpus'"):
+        distill_config_from_dict(toy_config)
+
+
 def test_until_stops_early_and_dry_run_plans(toy_config: dict) -> None:
     config = distill_config_from_dict(toy_config)
     pipeline = DistillRun(config, echo=lambda line: None)

@@ -82,13 +82,22 @@ class IndexSection:
     batch_size: int = 64
 
 
+SEARCH_CORPORA = ("full", "candidates")
+
+
 @dataclass
 class SearchSection:
-    """Retrieval depth and the metrics of the report."""
+    """Retrieval depth, what the students retrieve from, and the metrics of the report.
+
+    ``corpus: full`` (default) indexes the whole collection; ``corpus: candidates`` indexes only
+    the evaluation queries' candidates and judged documents (a smoke-test pool for ``--quick``:
+    its figures are not full-corpus retrieval figures, and the report says so).
+    """
 
     k: int = 100
     metrics: list = field(default_factory=lambda: ["ndcg@10", "mrr@10", "recall@100"])
     agreement_depth: int = 10
+    corpus: str = "full"
 
 
 @dataclass
@@ -204,6 +213,11 @@ def _check(config: DistillConfig) -> None:
         )
     if config.search.k < 1:
         raise RKDError("config key 'search.k' must be >= 1")
+    if config.search.corpus not in SEARCH_CORPORA:
+        raise RKDError(
+            f"config key 'search.corpus' must be one of {SEARCH_CORPORA}, "
+            f"got {config.search.corpus!r}"
+        )
     if config.baseline.negatives not in BASELINE_NEGATIVES:
         raise RKDError(
             f"config key 'baseline.negatives' must be one of {BASELINE_NEGATIVES}, "

@@ -210,6 +210,7 @@ class DistillRun:
                     "k": c.search.k,
                     "eval_split": c.data.eval_split,
                     "max_eval_queries": c.data.max_eval_queries,
+                    **({"corpus": c.search.corpus} if c.search.corpus != "full" else {}),
                 },
                 self._retrieve_work(source),
                 f"{c.index.type} index + top-{c.search.k} search with the {name} student",
@@ -332,25 +333,25 @@ class DistillRun:
                 / read_manifest(self.root / source_stage)["outputs"]["model"]
             )
             encoder = StudentEncoder(str(model_dir), batch_size=c.index.batch_size)
+            queries = self._queries(self.eval_data, c.data.max_eval_queries)
+            candidates = read_run(self.root / "candidates-eval" / "run.trec")
+            corpus = self.eval_data.corpus
+            if c.search.corpus == "candidates":
+                corpus = candidate_pool(corpus, queries, candidates, self.eval_data.qrels, folder)
             start = time.perf_counter()
             index = index_corpus(
                 encoder,
-                self.eval_data.corpus,
+                corpus,
                 folder / "index",
                 c.index.type,
                 chunk_size=c.index.chunk_size,
             )
             built = time.perf_counter()
-            queries = self._queries(self.eval_data, c.data.max_eval_queries)
             run = search_index(folder / "index", queries, k=c.search.k, encoder=encoder)
             searched = time.perf_counter()
             write_run(run, folder / "run.trec", tag=source_stage)
-            candidates = read_run(self.root / "candidates-eval" / "run.trec")
             rescored = _student_scores(
-                encoder,
-                queries,
-                candidates,
-                _passage_vectors(index, encoder, self.eval_data.corpus),
+                encoder, queries, candidates, _passage_vectors(index, encoder, corpus)
             )
             write_run(rescored, folder / "candidates_rescored.trec", tag=source_stage)
             return {
@@ -360,6 +361,8 @@ class DistillRun:
                 "docs_per_s": round(index.ntotal / max(built - start, 1e-9), 1),
                 "queries_per_s": round(len(queries) / max(searched - built, 1e-9), 1),
                 "index_bytes": index.size_bytes(),
+                "corpus": c.search.corpus,
+                "corpus_docs": len(corpus),
             }
 
         return work
@@ -403,6 +406,24 @@ class DistillRun:
             self.echo(f"[{stage.name}] {'skip (done)' if state == 'done' else stage.describe}")
             manifest = run_stage(self.root, stage)
         return manifest
+
+
+def candidate_pool(corpus, queries: dict, candidates: Run, qrels: dict, folder: Path):
+    """The sub-corpus of ``queries``' candidates and judged documents, written to
+    ``folder/pool.arrow`` (what ``search.corpus: candidates`` retrieves from).
+
+    Shapes:
+        returns a Corpus of |union of candidate and judged doc ids| documents, sorted by id.
+    """
+    from retrieval_kd.data import Corpus
+
+    pool = set()
+    for q in queries:
+        pool.update(candidates.get(q, {}))
+        pool.update(d for d in qrels.get(q, {}) if d in corpus)
+    ids = sorted(pool)
+    records = ((d, "", text) for d, text in zip(ids, corpus.texts(ids), strict=True))
+    return Corpus.from_records(records, folder / "pool.arrow", name=f"{corpus.name}-pool")
 
 
 def _passage_vectors(index, encoder, corpus) -> Callable[[list[str]], Any]:

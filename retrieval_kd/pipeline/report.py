@@ -44,6 +44,12 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
         if path.is_file():
             runs[label] = read_run(path)
             notes[label] = note
+            if stage.startswith("retrieve-") and config.search.corpus == "candidates":
+                docs = read_manifest(root / stage)["outputs"].get("corpus_docs")
+                notes[label] = (
+                    f"dense retrieval from the candidate pool only ({docs} docs: the "
+                    "evaluation candidates + judged docs), not the full corpus"
+                )
     baseline_row = "student (untrained)" if "student (untrained)" in runs else next(iter(runs))
     comparison = compare_runs(
         runs,

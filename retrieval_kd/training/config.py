@@ -4,7 +4,8 @@ Sections (see ``configs/train-scifact-l3.yaml`` for every key, documented line b
 
     data:        collection, split, score store, where positives come from
     student:     kind, model, pooling, similarity, prefixes, max lengths
-    groups:      group size K, negative strategy (top / random / mixed), depth, seed, short_queries
+    groups:      group size K, negative strategy (top / random / mixed), depth, seed,
+                 short_queries, trust_labels
     loss:        a losses-registry spec, e.g. {margin_mse: 1.0, kl: 1.0}; a term with
                  ``in_batch: true`` (InfoNCE) scores every passage of the batch
     training:    output folder, epochs / steps, batch, learning rate, warm-up, precision, ...

@@ -10,6 +10,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from retrieval_kd.errors import InputError
+
 
 @runtime_checkable
 class Scorer(Protocol):
@@ -60,3 +62,23 @@ class Encoder(Protocol):
     def similarity(self, queries: Any, passages: Any) -> Any:
         """Shapes: [Q, D] x [P, D] -> [Q, P] scores."""
         ...
+
+
+def check_groups(queries: list[str], passages: list[list[str]]) -> None:
+    """Raise ``InputError`` unless there is one passage list per query (``Scorer.score``'s input).
+
+    Shapes:
+        queries: Q strings; passages: Q lists of K_i strings.
+    """
+    if len(queries) != len(passages):
+        raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+
+
+def split_groups(flat: np.ndarray, passages: list[list[str]]) -> list[np.ndarray]:
+    """Cut the scores of all pairs, flattened query by query, back into one array per query.
+
+    Shapes:
+        flat: [sum K_i]; passages: Q lists of K_i  ->  Q arrays [K_i] (views of ``flat``).
+    """
+    bounds = np.cumsum([0] + [len(group) for group in passages])
+    return [flat[bounds[i] : bounds[i + 1]] for i in range(len(passages))]

@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import check_groups
 from retrieval_kd.models import resolve_with_identity
 from students.base import group_size
 
@@ -382,8 +383,7 @@ class ColBERTStudent:
         """
         from sentence_transformers.util.similarity import maxsim
 
-        if len(queries) != len(passages):
-            raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+        check_groups(queries, passages)
         unique = list(dict.fromkeys(p for group in passages for p in group))
         position = {text: i for i, text in enumerate(unique)}
         docs = self._encode(unique, "document", None) if unique else []

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from retrieval_kd.errors import InputError
+from retrieval_kd.interfaces import check_groups, split_groups
 from retrieval_kd.models import resolve_with_identity
 from students.base import group_size
 
@@ -167,9 +168,7 @@ class CrossEncoderStudent:
         Shapes:
             queries: Q strings; passages: Q lists of K_i strings -> Q float64 arrays [K_i].
         """
-        if len(queries) != len(passages):
-            raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+        check_groups(queries, passages)
         pairs = [(q, p) for q, group in zip(queries, passages, strict=True) for p in group]
         flat = self.score_pairs(pairs)
-        bounds = np.cumsum([0] + [len(group) for group in passages])
-        return [flat[bounds[i] : bounds[i + 1]] for i in range(len(passages))]
+        return split_groups(flat, passages)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import check_groups, split_groups
 from retrieval_kd.losses import get_loss, ranknet_from_pairs
 from retrieval_kd.losses.preference import bradley_terry, pairwise_targets, ranking_targets
 from teachers.llm_loading import LoadedLM, load_causal_lm
@@ -143,11 +144,11 @@ class PointwiseLLMStudent:
         Shapes:
             queries: Q strings; passages: Q lists of K_i strings -> Q float32 arrays [K_i].
         """
+        check_groups(queries, passages)
         self.model.eval()
         logits = self._readout(self._prompts(queries, passages), [self.yes_ids, self.no_ids])
         flat = (logits[:, 0] - logits[:, 1]).astype(np.float32)
-        bounds = np.cumsum([0] + [len(g) for g in passages])
-        return [flat[bounds[i] : bounds[i + 1]] for i in range(len(passages))]
+        return split_groups(flat, passages)
 
     def save(self, folder: str | Path) -> None:
         """A plain transformers folder plus ``rkd_student.json`` (prompt and answer tokens)."""

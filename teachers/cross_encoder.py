@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from retrieval_kd.interfaces import check_groups, split_groups
 from retrieval_kd.models import resolve_with_identity as resolve
 
 
@@ -91,10 +92,10 @@ class CrossEncoderTeacher:
         doc_ids: list[list[str]] | None = None,
     ) -> list[np.ndarray]:
         """Shapes: Q queries, Q lists of K_i passages -> Q arrays [K_i] of raw logits."""
+        check_groups(queries, passages)
         pairs = [(q, p) for q, group in zip(queries, passages, strict=True) for p in group]
         flat = self.score_pairs(pairs)
-        bounds = np.cumsum([0] + [len(group) for group in passages])
-        return [flat[bounds[i] : bounds[i + 1]] for i in range(len(passages))]
+        return split_groups(flat, passages)
 
     def describe(self) -> dict[str, Any]:
         return {

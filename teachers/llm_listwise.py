@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import check_groups
 from retrieval_kd.losses.preference import rank_scores
 from retrieval_kd.store.preferences import PreferenceRecord
 from teachers.llm_loading import LoadedLM, load_causal_lm
@@ -203,8 +204,7 @@ class LLMListwiseTeacher:
         Shapes:
             queries: Q strings; passages: Q lists of K_i strings -> Q float32 arrays [K_i].
         """
-        if len(queries) != len(passages):
-            raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+        check_groups(queries, passages)
         out = []
         for query, group in zip(queries, passages, strict=True):
             order = self.rank(query, group)[0]

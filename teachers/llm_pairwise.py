@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import check_groups
 from retrieval_kd.losses.preference import bradley_terry
 from retrieval_kd.store.preferences import PreferenceRecord
 from teachers.llm_loading import LoadedLM, choose_batch_size, load_causal_lm
@@ -310,8 +311,7 @@ class LLMPairwiseTeacher:
         Shapes:
             queries: Q strings; passages: Q lists of K_i strings -> Q float32 arrays [K_i].
         """
-        if len(queries) != len(passages):
-            raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+        check_groups(queries, passages)
         out = []
         for query, group in zip(queries, passages, strict=True):
             n = len(group)

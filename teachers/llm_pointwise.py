@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import check_groups, split_groups
 from retrieval_kd.progress import progress
 from teachers.llm_loading import choose_batch_size, load_causal_lm
 from teachers.llm_prompts import (
@@ -146,8 +147,7 @@ class LLMPointwiseTeacher:
             InputError: ``queries`` and ``passages`` differ in length.
             RKDError: A score is NaN/inf, or a prompt cannot be built (names the query).
         """
-        if len(queries) != len(passages):
-            raise InputError(f"{len(queries)} queries but {len(passages)} passage lists")
+        check_groups(queries, passages)
         owners = [i for i, group in enumerate(passages) for _ in group]
         encoded = [self._encode_checked(queries[i], p) for i, g in enumerate(passages) for p in g]
         flat = np.empty(len(encoded), dtype=np.float64)
@@ -164,8 +164,7 @@ class LLMPointwiseTeacher:
                 f"LLM teacher gave a non-finite score ({flat[bad[0]]}) for query {name!r} "
                 f"({bad.size} non-finite scores in this call)"
             )
-        bounds = np.cumsum([0] + [len(group) for group in passages])
-        return [flat[bounds[i] : bounds[i + 1]].astype(np.float32) for i in range(len(passages))]
+        return split_groups(flat.astype(np.float32), passages)
 
     def _encode_checked(self, query: str, passage: str) -> EncodedPrompt:
         enc = self.encode(query, passage)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from tiny_models import save_tiny_cross_encoder, save_tiny_sentence_transformer
 
-from retrieval_kd.errors import RKDError
-from retrieval_kd.interfaces import Scorer
+from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.interfaces import Scorer, check_groups, split_groups
 from teachers import EnsembleTeacher, RunScoreTeacher, build_teacher, parse_teacher_spec
 from teachers.calibration import minmax, rank, zscore
 
@@ -133,6 +133,23 @@ def test_cross_encoder_teacher_is_batch_size_invariant(tmp_path: Path) -> None:
     many = CrossEncoderTeacher(str(folder), batch_size=4).score(QUERIES, PASSAGES)
     for a, b in zip(one, many, strict=True):
         assert a == pytest.approx(b, abs=1e-5)  # padding does not leak into scores
+
+
+def test_scorer_group_helpers() -> None:
+    flat = np.arange(5, dtype=np.float32)
+    parts = split_groups(flat, [["a", "b"], [], ["c", "d", "e"]])
+    assert [p.tolist() for p in parts] == [[0.0, 1.0], [], [2.0, 3.0, 4.0]]
+    check_groups(["q"], [["a"]])
+    with pytest.raises(InputError, match="2 queries but 1 passage lists"):
+        check_groups(["q1", "q2"], [["a"]])
+
+
+def test_cross_encoder_teacher_refuses_unaligned_input(tmp_path: Path) -> None:
+    from teachers.cross_encoder import CrossEncoderTeacher
+
+    teacher = CrossEncoderTeacher(str(save_tiny_cross_encoder(tmp_path / "ce")))
+    with pytest.raises(InputError, match="queries but"):
+        teacher.score(QUERIES, PASSAGES[:-1])
 
 
 def test_cross_encoder_teacher_in_bf16_on_cpu_stays_close(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from retrieval_kd.training import (
     load_config,
     train,
 )
+from retrieval_kd.training.config import EvalConfig
+from retrieval_kd.training.dev import build_dev_set, shared_pool
 from retrieval_kd.training.groups import Candidates, lift_positives
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +77,7 @@ def toy_config(toy: dict[str, Path], out: Path, **sections: dict) -> dict:
         ({"groups": {"trust_labels": -1.0}}, "'groups.trust_labels'"),
         ({"student": {"kind": "ranker"}}, "'student.kind'"),
         ({"evaluation": {"every_steps": 5}}, "holdout_queries"),
+        ({"evaluation": {"search": "corpus"}}, "'evaluation.search'"),
     ],
 )
 def test_config_errors_are_one_clear_message(
@@ -186,6 +189,36 @@ def test_trust_labels_lifts_the_positive_in_dataset_items(toy: dict[str, Path]) 
         negatives = a["teacher_scores"][1:]
         assert b["teacher_scores"][1:].tolist() == negatives.tolist()
         assert b["teacher_scores"][0] >= max(a["teacher_scores"][0], negatives.max() + 2.0)
+
+
+def test_pool_dev_set_ranks_every_query_against_all_candidates_and_judged_docs(
+    toy: dict[str, Path],
+) -> None:
+    dataset = load_dataset(str(toy["collection"]), "train")
+    ids = ["q0", "q1", "q2"]
+    queries = {q: dataset.queries[q] for q in ids}
+    store = ScoreStore(toy["store"])
+    settings = {"candidates": "bm25", "depth": 2}
+    rerank = build_dev_set(EvalConfig(**settings), "toy", dataset.corpus, queries,
+                           dataset.qrels, store)  # fmt: skip
+    pooled = build_dev_set(EvalConfig(**settings, search="pool"), "toy", dataset.corpus,
+                           queries, dataset.qrels, store)  # fmt: skip
+    expected = sorted(
+        {d for c in rerank.candidates.values() for d in c}
+        | {d for q in ids for d in dataset.qrels[q]}
+    )
+    assert all(len(c) == 2 for c in rerank.candidates.values())
+    assert pooled.candidates == {q: expected for q in ids}
+    assert f"pool of {len(expected)} docs" in pooled.source
+    # a judged doc BM25 missed at depth 2 is now rankable, by every query
+    assert any(d not in rerank.candidates[q] for q in ids for d in dataset.qrels[q])
+
+
+def test_shared_pool_skips_judged_docs_missing_from_the_corpus(toy: dict[str, Path]) -> None:
+    corpus = load_dataset(str(toy["collection"]), "train").corpus
+    known = corpus.ids[:3]
+    pool = shared_pool({"a": [known[0]], "b": [known[1]]}, {"a": {known[2]: 1, "gone": 1}}, corpus)
+    assert pool == {"a": sorted(known), "b": sorted(known)}
 
 
 def _store(folder: Path, rows: list[ScoredQuery]) -> ScoreStore:
@@ -301,6 +334,16 @@ def test_dev_curve_best_checkpoint_and_records(trained: dict) -> None:
     assert reloaded.to_dict() == config_from_dict(trained["config"]).to_dict()
     curves = json.loads((folder / "loss_curves.json").read_text())
     assert [row["step"] for row in curves["dev"]] == steps
+
+
+def test_training_watches_a_pool_dev_set(toy: dict, tmp_path: Path) -> None:
+    evaluation = {"every_steps": 2, "holdout_queries": 3, "depth": 2, "search": "pool"}
+    result = train(toy_config(toy, tmp_path / "out", training={"max_steps": 2},
+                              evaluation=evaluation))  # fmt: skip
+    assert [step for step, _ in result.dev_curve] == [0, 2]
+    assert all(0.0 <= value <= 1.0 for _, value in result.dev_curve)
+    manifest = json.loads((result.model_dir / "manifest.json").read_text())
+    assert "ranked in a pool of" in manifest["inputs"]["dev"]["source"]
 
 
 def test_rerun_of_a_finished_config_does_nothing(trained: dict) -> None:

@@ -28,6 +28,7 @@ from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.strict_config import read_yaml, strict_section
 
 STRATEGIES = ("top", "random", "mixed")
+DEV_SEARCHES = ("rerank", "pool")
 POSITIVES = ("qrels", "teacher")
 SHORT_QUERIES = ("error", "skip")  # a query with fewer than K stored candidates
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -102,7 +103,12 @@ class TrainingConfig:
 
 @dataclass
 class EvalConfig:
-    """Dev evaluation during training; ``every_steps: null`` turns it off."""
+    """Dev evaluation during training; ``every_steps: null`` turns it off.
+
+    ``search: rerank`` re-ranks each dev query's own ``depth`` candidates; ``search: pool`` ranks
+    every dev query against the union of all their candidates and judged documents, a small
+    stand-in for full-corpus retrieval (see ``retrieval_kd.training.dev``).
+    """
 
     every_steps: int | None = None
     split: str | None = None
@@ -110,6 +116,7 @@ class EvalConfig:
     holdout_seed: int = 0
     candidates: str = "bm25"
     depth: int = 30
+    search: str = "rerank"
     metric: str = "ndcg@10"
     conventions: str = "beir"
     batch_size: int = 64
@@ -202,6 +209,7 @@ def _check(config: TrainConfig) -> None:
     need(e.every_steps is None or e.every_steps >= 1, "evaluation.every_steps", "must be >= 1")
     need(e.holdout_queries >= 0, "evaluation.holdout_queries", "must be >= 0")
     need(e.depth >= 1, "evaluation.depth", "must be >= 1")
+    need(e.search in DEV_SEARCHES, "evaluation.search", f"must be one of {DEV_SEARCHES}")
     if e.every_steps is not None:
         need(
             e.split is not None or e.holdout_queries > 0,

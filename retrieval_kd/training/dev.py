@@ -6,6 +6,13 @@ A dev set is a few judged queries, each with candidate documents to re-rank (BM2
 collections without a dev split such as SciFact, ``evaluation.holdout_queries`` training queries
 drawn with a seed and left out of training.
 
+With ``evaluation.search: pool`` every dev query is ranked against one shared pool, the union of
+all dev queries' candidates and judged documents, instead of its own candidates. Re-ranking a
+query's BM25 top 20 only asks how the student orders documents BM25 already found; the pool also
+asks it to keep other queries' documents out of the top 10, as full-corpus retrieval does (the
+re-ranking dev curve disagreed with full-corpus test nDCG@10 on SciFact and NFCorpus). For a
+vector student the cost is the same: each pool document is encoded once.
+
 Re-ranking uses the student's ``encode_queries`` / ``encode_passages`` / ``similarity`` when it
 has them (each distinct passage is encoded once), else ``score_groups`` query by query. Under
 ``torch.distributed`` every rank re-ranks its share of the queries and the runs are gathered.
@@ -105,15 +112,38 @@ def build_dev_set(
             read_run(config.candidates, known_queries=queries, known_docs=corpus), config.depth
         )
         candidates = {q: ranked_doc_ids(run.get(q, {}), config.depth) for q in queries}
+    dev_qrels = {q: qrels[q] for q in queries if q in qrels}
+    source = f"{source}, {config.candidates} top-{config.depth}"
+    if config.search == "pool":
+        candidates = shared_pool(candidates, dev_qrels, corpus)
+        pool_size = len(next(iter(candidates.values()), []))
+        source += f", ranked in a pool of {pool_size} docs (candidates + judged)"
     return DevSet(
         queries=dict(queries),
-        qrels={q: qrels[q] for q in queries if q in qrels},
+        qrels=dev_qrels,
         candidates=candidates,
         corpus=corpus,
         metric=config.metric,
         conventions=config.conventions,
-        source=f"{source}, {config.candidates} top-{config.depth}",
+        source=source,
     )
+
+
+def shared_pool(
+    candidates: dict[str, list[str]], qrels: Qrels, corpus: Corpus
+) -> dict[str, list[str]]:
+    """Every query's candidates replaced by one pool: all candidates plus all judged documents.
+
+    Judged documents missing from ``corpus`` are left out. The pool is sorted, so the same
+    inputs give the same pool.
+
+    Shapes:
+        candidates: Q ids -> K_q doc ids  ->  Q ids -> the same N pool doc ids.
+    """
+    docs = {d for cands in candidates.values() for d in cands}
+    docs.update(d for judged in qrels.values() for d in judged if d in corpus)
+    pool = sorted(docs)
+    return {q: pool for q in candidates}
 
 
 def _encode(fn: Any, texts: list[str], batch_size: int) -> torch.Tensor | None:

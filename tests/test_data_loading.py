@@ -179,6 +179,18 @@ def test_run_names_unknown_query(toy_beir: Path, tmp_path: Path) -> None:
         read_run(path, known_queries=queries)
 
 
+def test_run_names_unknown_document_with_its_first_line(toy_beir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "r.trec"
+    path.write_text("q1 Q0 d1 1 3.0 x\nq1 Q0 zz 2 2.0 x\nq2 Q0 yy 1 2.0 x\nq2 Q0 zz 2 1.0 x\n")
+    corpus = load_dataset(str(toy_beir), "test").corpus
+    assert corpus.contains(["d1", "zz", "d2"]).tolist() == [True, False, True]
+    for known in (corpus, set(corpus.ids)):  # the corpus's vectorised lookup, or any collection
+        with pytest.raises(InputError, match=r"r.trec:2: run names unknown document 'zz'"):
+            read_run(path, known_docs=known)
+    path.write_text("q1 Q0 d1 1 3.0 x\nq2 Q0 d2 1 2.0 x\n")
+    assert read_run(path, known_docs=corpus) == {"q1": {"d1": 3.0}, "q2": {"d2": 2.0}}
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

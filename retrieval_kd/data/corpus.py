@@ -137,7 +137,24 @@ class Corpus:
         return self._table.num_rows
 
     def __contains__(self, doc_id: object) -> bool:
-        return isinstance(doc_id, str) and self.rows_of([doc_id], missing="skip").size == 1
+        return isinstance(doc_id, str) and bool(self.contains([doc_id])[0])
+
+    def contains(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """Whether each id is in the corpus, in one sorted-array lookup.
+
+        Shapes:
+            doc_ids: N strings -> [N] bool.
+        """
+        return self._lookup(doc_ids)[1]
+
+    def _lookup(self, doc_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of ``doc_ids`` in the sorted id index (clipped) and whether each matched."""
+        sorted_ids, _ = self._id_index()
+        wanted = np.array([doc_id.encode("utf-8") for doc_id in doc_ids], dtype=np.bytes_)
+        if wanted.size == 0 or sorted_ids.size == 0:
+            return np.zeros(wanted.size, dtype=np.int64), np.zeros(wanted.size, dtype=bool)
+        pos = np.minimum(np.searchsorted(sorted_ids, wanted), len(sorted_ids) - 1)
+        return pos, sorted_ids[pos] == wanted
 
     @property
     def ids(self) -> list[str]:
@@ -154,13 +171,8 @@ class Corpus:
 
     def rows_of(self, doc_ids: Sequence[str], missing: str = "raise") -> np.ndarray:
         """Row numbers of ``doc_ids``. ``missing``: "raise" (InputError) or "skip"."""
-        sorted_ids, order = self._id_index()
-        wanted = np.array([doc_id.encode("utf-8") for doc_id in doc_ids], dtype=np.bytes_)
-        if wanted.size == 0:
-            return np.empty(0, dtype=np.int64)
-        pos = np.searchsorted(sorted_ids, wanted)
-        pos_clipped = np.minimum(pos, len(sorted_ids) - 1)
-        found = sorted_ids[pos_clipped] == wanted
+        _, order = self._id_index()
+        pos_clipped, found = self._lookup(doc_ids)
         if not found.all():
             if missing == "raise":
                 unknown = [doc_ids[i] for i in np.flatnonzero(~found)[:5]]

@@ -35,6 +35,7 @@ def read_run(
     if not path.is_file():
         raise InputError("run file not found", path)
     run: Run = {}
+    first_line: dict[str, int] = {}  # doc id -> its first line, checked against known_docs once
     for line_number, fields in iter_tsv(path):
         fields = fields[0].split() if len(fields) == 1 else [f.strip() for f in fields]
         if len(fields) != 6:
@@ -52,8 +53,7 @@ def read_run(
             raise InputError(f"score {score_text!r} is not finite", path, line_number)
         if known_queries is not None and query_id not in known_queries:
             raise InputError(f"run names unknown query {query_id!r}", path, line_number)
-        if known_docs is not None and doc_id not in known_docs:
-            raise InputError(f"run names unknown document {doc_id!r}", path, line_number)
+        first_line.setdefault(doc_id, line_number)
         ranked = run.setdefault(query_id, {})
         if doc_id in ranked:
             raise InputError(
@@ -62,7 +62,20 @@ def read_run(
         ranked[doc_id] = score
     if not run:
         raise InputError("run file holds no ranking", path)
+    if known_docs is not None:
+        found = _contained(first_line, known_docs)
+        unknown = [d for d, ok in zip(first_line, found, strict=True) if not ok]
+        if unknown:
+            first = min(unknown, key=first_line.__getitem__)
+            raise InputError(f"run names unknown document {first!r}", path, first_line[first])
     return run
+
+
+def _contained(doc_ids: Collection[str], known: Collection[str]) -> list[bool]:
+    """Whether each of ``doc_ids`` is in ``known``: one vectorised lookup for a ``Corpus``."""
+    if hasattr(known, "contains"):
+        return known.contains(list(doc_ids)).tolist()
+    return [d in known for d in doc_ids]
 
 
 def ranked_doc_ids(scores: dict[str, float], depth: int | None = None) -> list[str]:

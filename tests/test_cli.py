@@ -37,6 +37,16 @@ def test_every_command_has_help(command: str) -> None:
     assert "--" in out.stdout and "Usage" in out.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["retrieve"], "No such command"), (["evaluate", "--runs", "x"], "No such option")],
+)
+def test_usage_errors_are_a_message_not_a_traceback(args: list[str], message: str) -> None:
+    out = rkd(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
 def test_candidates_then_evaluate_on_toy_folder(toy_beir: Path, tmp_path: Path) -> None:
     run_path = tmp_path / "bm25.trec"
     out = rkd(

@@ -69,15 +69,22 @@ def main() -> None:
     except (typer.Exit, SystemExit) as done:
         code = done.exit_code if isinstance(done, typer.Exit) else done.code
         sys.exit(code)
-    except Exception as err:  # click usage errors
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as err:
+        if _is_usage_error(err):
+            err.show()  # type: ignore[attr-defined]
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+def _is_usage_error(err: Exception) -> bool:
+    """A click usage error (unknown command, bad option), from click or typer's vendored copy.
+
+    typer >= 0.2x ships its own copy of click whose exceptions are not ``click``'s classes, so
+    they are recognised by what they offer: ``show()`` and an ``exit_code``.
+    """
+    return callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from retrieval_kd.data.corpus import Corpus, join_title
 from retrieval_kd.data.files import load_corpus_file, read_queries
 from retrieval_kd.data.qrels import read_qrels, write_qrels
 from retrieval_kd.data.runs import (
+    pool_doc_ids,
     ranked_doc_ids,
     read_run,
     run_fingerprint,
@@ -31,6 +32,7 @@ __all__ = [
     "load_dataset",
     "load_qrels_spec",
     "parse_data_split",
+    "pool_doc_ids",
     "ranked_doc_ids",
     "read_qrels",
     "read_queries",

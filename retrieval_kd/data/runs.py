@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from retrieval_kd.data.textfiles import iter_tsv
-from retrieval_kd.data.types import Run
+from retrieval_kd.data.types import Qrels, Run
 from retrieval_kd.errors import InputError
 
 
@@ -82,6 +82,25 @@ def ranked_doc_ids(scores: dict[str, float], depth: int | None = None) -> list[s
     """Doc ids by score descending, ties broken by doc id descending (trec_eval's order)."""
     ordered = sorted(scores, key=lambda doc_id: (scores[doc_id], doc_id), reverse=True)
     return ordered if depth is None else ordered[:depth]
+
+
+def pool_doc_ids(
+    candidates: Mapping[str, Iterable[str]], qrels: Qrels, known_docs: Collection[str]
+) -> list[str]:
+    """Sorted doc ids of every query's candidates plus its judged documents in ``known_docs``.
+
+    A small stand-in for a whole corpus: ranking every query against this pool asks a retriever
+    to keep other queries' documents out of its top k, as full-corpus search does, at the cost
+    of encoding a few hundred documents. Judged documents missing from ``known_docs`` (the
+    corpus) are left out; the pool is sorted, so the same inputs give the same pool.
+
+    Shapes:
+        candidates: Q query ids -> doc ids (a run's per-query dicts work); returns N doc ids.
+    """
+    pool = {d for docs in candidates.values() for d in docs}
+    judged = list(dict.fromkeys(d for q in candidates for d in qrels.get(q, {}) if d not in pool))
+    pool.update(d for d, ok in zip(judged, _contained(judged, known_docs), strict=True) if ok)
+    return sorted(pool)
 
 
 def truncate_run(run: Run, depth: int) -> Run:

@@ -415,13 +415,9 @@ def candidate_pool(corpus, queries: dict, candidates: Run, qrels: dict, folder: 
     Shapes:
         returns a Corpus of |union of candidate and judged doc ids| documents, sorted by id.
     """
-    from retrieval_kd.data import Corpus
+    from retrieval_kd.data import Corpus, pool_doc_ids
 
-    pool = set()
-    for q in queries:
-        pool.update(candidates.get(q, {}))
-        pool.update(d for d in qrels.get(q, {}) if d in corpus)
-    ids = sorted(pool)
+    ids = pool_doc_ids({q: candidates.get(q, {}) for q in queries}, qrels, corpus)
     records = ((d, "", text) for d, text in zip(ids, corpus.texts(ids), strict=True))
     return Corpus.from_records(records, folder / "pool.arrow", name=f"{corpus.name}-pool")
 

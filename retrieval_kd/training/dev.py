@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval_kd.data import Corpus, Qrels, Queries, Run, read_run, truncate_run
+from retrieval_kd.data import Corpus, Qrels, Queries, Run, pool_doc_ids, read_run, truncate_run
 from retrieval_kd.data.runs import ranked_doc_ids
 from retrieval_kd.errors import InputError
 from retrieval_kd.store import ScoreStore, resolve_rank
@@ -132,17 +132,13 @@ def build_dev_set(
 def shared_pool(
     candidates: dict[str, list[str]], qrels: Qrels, corpus: Corpus
 ) -> dict[str, list[str]]:
-    """Every query's candidates replaced by one pool: all candidates plus all judged documents.
-
-    Judged documents missing from ``corpus`` are left out. The pool is sorted, so the same
-    inputs give the same pool.
+    """Every query's candidates replaced by one pool: all candidates plus all judged documents
+    that are in ``corpus`` (``retrieval_kd.data.pool_doc_ids``).
 
     Shapes:
         candidates: Q ids -> K_q doc ids  ->  Q ids -> the same N pool doc ids.
     """
-    docs = {d for cands in candidates.values() for d in cands}
-    docs.update(d for judged in qrels.values() for d in judged if d in corpus)
-    pool = sorted(docs)
+    pool = pool_doc_ids(candidates, qrels, corpus)
     return {q: pool for q in candidates}
 
 

@@ -23,17 +23,18 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from retrieval_kd.data import load_dataset
+from retrieval_kd.data import load_dataset, write_run
 from retrieval_kd.retrieval import StudentEncoder
 from retrieval_kd.training import train
 
+if len(sys.argv) < 2 or not {"SWEEP_STORES", "SWEEP_STUDENT"} <= set(os.environ):
+    sys.exit(__doc__)
 OUT = Path(sys.argv[1])
 ONLY = sys.argv[2].split(",") if len(sys.argv) > 2 else None
-STUDENT = os.environ.get("SWEEP_STUDENT", "/tmp/l3")
-TEACHER, BM25 = (os.environ.get("SWEEP_STORES", "/tmp/x/stores") + s for s in ("/teacher", "/bm25"))
+STUDENT = os.environ["SWEEP_STUDENT"]
+TEACHER, BM25 = (str(Path(os.environ["SWEEP_STORES"]) / s) for s in ("teacher", "bm25"))
 NCE = {"info_nce": {"weight": 1.0, "temperature": 0.05, "in_batch": True}}
 DEMO = {
     "margin_mse": {"weight": 0.1, "temperature": 0.05},
@@ -135,7 +136,7 @@ def config(name: str, v: dict) -> dict:
         "groups": copy.deepcopy(v["groups"]),
         "loss": copy.deepcopy(v["loss"]),
         "training": {
-            "output_dir": f"/tmp/train/{name}",
+            "output_dir": str(OUT / "train" / name),
             "epochs": v.get("epochs", 1),
             "batch_size": 16,
             "learning_rate": v.get("lr", 5e-5),
@@ -167,13 +168,14 @@ def main() -> None:
             q = torch.from_numpy(enc.encode_queries(qtexts))
             p = torch.nn.functional.normalize(p, dim=-1)
             q = torch.nn.functional.normalize(q, dim=-1)
-            scores, idx = (q @ p.T).topk(100, dim=-1)
-            with open(OUT / f"{name}.trec", "w") as fh:
-                for i, qid in enumerate(qids):
-                    for r, (j, s) in enumerate(
-                        zip(idx[i].tolist(), scores[i].tolist(), strict=True)
-                    ):
-                        fh.write(f"{qid} Q0 {doc_ids[j]} {r + 1} {s:.6f} {name}\n")
+            scores, idx = (q @ p.T).topk(min(100, len(doc_ids)), dim=-1)
+            run = {
+                qid: {
+                    doc_ids[j]: s for j, s in zip(idx[i].tolist(), scores[i].tolist(), strict=True)
+                }
+                for i, qid in enumerate(qids)
+            }
+            write_run(run, OUT / f"{name}.trec", tag=name)
             log[name] = {"s": round(time.perf_counter() - start, 1), "steps": result.global_step}
             print(f"DONE {name} {log[name]}", flush=True)
         except Exception:
@@ -182,7 +184,6 @@ def main() -> None:
             if name == names[0]:
                 break
         (OUT / "log.json").write_text(json.dumps(log, indent=1))
-    print(np.__version__)
 
 
 if __name__ == "__main__":

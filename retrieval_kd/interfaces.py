@@ -6,6 +6,7 @@ student can teach the next one). ``Encoder`` is what bi-encoder and ColBERT stud
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -82,3 +83,18 @@ def split_groups(flat: np.ndarray, passages: list[list[str]]) -> list[np.ndarray
     """
     bounds = np.cumsum([0] + [len(group) for group in passages])
     return [flat[bounds[i] : bounds[i + 1]] for i in range(len(passages))]
+
+
+def score_groups_by_pairs(
+    score_pairs: Callable[[list[tuple[str, str]]], np.ndarray],
+    queries: list[str],
+    passages: list[list[str]],
+) -> list[np.ndarray]:
+    """``Scorer.score`` for a model that scores (query, passage) pairs: flatten, score, split.
+
+    Shapes:
+        queries: Q strings; passages: Q lists of K_i strings -> Q arrays [K_i].
+    """
+    check_groups(queries, passages)
+    pairs = [(q, p) for q, group in zip(queries, passages, strict=True) for p in group]
+    return split_groups(score_pairs(pairs), passages)

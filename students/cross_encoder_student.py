@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from retrieval_kd.errors import InputError
-from retrieval_kd.interfaces import check_groups, split_groups
+from retrieval_kd.interfaces import score_groups_by_pairs
 from retrieval_kd.models import resolve_with_identity
 from students.base import group_size
 
@@ -168,7 +168,4 @@ class CrossEncoderStudent:
         Shapes:
             queries: Q strings; passages: Q lists of K_i strings -> Q float64 arrays [K_i].
         """
-        check_groups(queries, passages)
-        pairs = [(q, p) for q, group in zip(queries, passages, strict=True) for p in group]
-        flat = self.score_pairs(pairs)
-        return split_groups(flat, passages)
+        return score_groups_by_pairs(self.score_pairs, queries, passages)

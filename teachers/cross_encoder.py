@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval_kd.interfaces import check_groups, split_groups
+from retrieval_kd.interfaces import score_groups_by_pairs
 from retrieval_kd.models import resolve_with_identity as resolve
 
 
@@ -92,10 +92,7 @@ class CrossEncoderTeacher:
         doc_ids: list[list[str]] | None = None,
     ) -> list[np.ndarray]:
         """Shapes: Q queries, Q lists of K_i passages -> Q arrays [K_i] of raw logits."""
-        check_groups(queries, passages)
-        pairs = [(q, p) for q, group in zip(queries, passages, strict=True) for p in group]
-        flat = self.score_pairs(pairs)
-        return split_groups(flat, passages)
+        return score_groups_by_pairs(self.score_pairs, queries, passages)
 
     def describe(self) -> dict[str, Any]:
         return {

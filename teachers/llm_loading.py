@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval_kd.errors import RKDError
+from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.models import OFFLINE_COPIES, MissingPackage, model_fingerprint, resolve_model
 
 
@@ -45,8 +45,11 @@ DEFAULT_BATCH_SIZE = {"cpu": 8, "accelerator": 64}
 
 
 def choose_batch_size(batch_size: int | None, device: str) -> int:
-    """``batch_size`` as given, else 8 on the CPU and 64 on an accelerator."""
+    """``batch_size`` as given (``InputError`` unless >= 1), else 8 on the CPU and 64 on an
+    accelerator."""
     if batch_size is not None:
+        if batch_size < 1:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
         return batch_size
     return DEFAULT_BATCH_SIZE["cpu" if str(device).startswith("cpu") else "accelerator"]
 

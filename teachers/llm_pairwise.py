@@ -34,7 +34,7 @@ from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups
 from retrieval_kd.losses.preference import bradley_terry
 from retrieval_kd.store.preferences import PreferenceRecord
-from teachers.llm_loading import LoadedLM, choose_batch_size, load_causal_lm
+from teachers.llm_loading import LoadedLM, choose_batch_size, choose_device, load_causal_lm
 from teachers.llm_prompts import answer_token_ids
 
 PAIR_STRATEGIES = ("all", "sliding", "sampled")
@@ -224,8 +224,10 @@ class LLMPairwiseTeacher:
         if sorted(_FIELDS.findall(template)) != ["passage_a", "passage_b", "query"]:
             raise InputError("template needs {query}, {passage_a} and {passage_b} once each")
         select_pairs(2, pairs)  # validates the strategy
-        if min(passage_max_tokens, query_max_tokens, batch_size or 1, top_m, budget) < 1:
-            raise InputError("token limits, batch_size, top_m and budget must be positive")
+        if min(passage_max_tokens, query_max_tokens, top_m, budget) < 1:
+            raise InputError("token limits, top_m and budget must be positive")
+        where = str(model.device) if isinstance(model, LoadedLM) else choose_device(device)
+        batch_size = choose_batch_size(batch_size, where)  # checked before loading the model
         self.lm = model if isinstance(model, LoadedLM) else load_causal_lm(
             model, gguf_file=gguf_file, device=device, dtype=dtype
         )  # fmt: skip
@@ -238,7 +240,7 @@ class LLMPairwiseTeacher:
         self.pairs, self.top_m, self.budget, self.seed = pairs, top_m, budget, seed
         self.passage_max_tokens, self.query_max_tokens = passage_max_tokens, query_max_tokens
         self.chat = chat
-        self.readout = Readout(self.lm, choose_batch_size(batch_size, str(self.lm.device)))
+        self.readout = Readout(self.lm, batch_size)
 
     def prompt_ids(self, query: str, first: str, second: str) -> list[int]:
         """Token ids of the prompt that shows ``first`` as passage A and ``second`` as B."""

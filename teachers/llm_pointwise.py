@@ -33,7 +33,7 @@ import torch
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups, split_groups
 from retrieval_kd.progress import progress
-from teachers.llm_loading import choose_batch_size, load_causal_lm
+from teachers.llm_loading import choose_batch_size, choose_device, load_causal_lm
 from teachers.llm_prompts import (
     DEFAULT_QUERY_LIKELIHOOD_TEMPLATE,
     DEFAULT_YES_NO_TEMPLATE,
@@ -90,8 +90,9 @@ class LLMPointwiseTeacher:
     ):
         if mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {mode!r}")
-        if max_length < 1 or (batch_size is not None and batch_size < 1):
-            raise InputError("max_length and batch_size must be positive")
+        if max_length < 1:
+            raise InputError("max_length must be positive")
+        batch_size = choose_batch_size(batch_size, choose_device(device))  # before loading
         loaded = load_causal_lm(model, gguf_file=gguf_file, device=device, dtype=dtype)
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -100,7 +101,7 @@ class LLMPointwiseTeacher:
         self.dtype = loaded.dtype
         self.mode = mode
         self.max_length = max_length
-        self.batch_size = choose_batch_size(batch_size, str(self.device))
+        self.batch_size = batch_size
         if template is None:
             template = (
                 DEFAULT_YES_NO_TEMPLATE if mode == "yes_no" else DEFAULT_QUERY_LIKELIHOOD_TEMPLATE

@@ -291,3 +291,16 @@ def test_default_batch_size_is_larger_on_an_accelerator() -> None:
     assert choose_batch_size(None, "cpu") == 8
     assert choose_batch_size(None, "cuda:0") == 64
     assert choose_batch_size(5, "cuda") == 5
+
+
+def test_a_batch_size_below_one_is_refused_before_any_model_loads() -> None:
+    from retrieval_kd.errors import InputError
+    from teachers.llm_loading import choose_batch_size
+    from teachers.llm_pairwise import LLMPairwiseTeacher
+    from teachers.llm_pointwise import LLMPointwiseTeacher
+
+    with pytest.raises(InputError, match="batch_size must be positive, got 0"):
+        choose_batch_size(0, "cpu")
+    for teacher in (LLMPointwiseTeacher, LLMPairwiseTeacher):  # the model path is never read
+        with pytest.raises(InputError, match="batch_size must be positive"):
+            teacher("no/such-model", batch_size=0)

@@ -91,8 +91,9 @@ def pool_doc_ids(
 
     A small stand-in for a whole corpus: ranking every query against this pool asks a retriever
     to keep other queries' documents out of its top k, as full-corpus search does, at the cost
-    of encoding a few hundred documents. Judged documents missing from ``known_docs`` (the
-    corpus) are left out; the pool is sorted, so the same inputs give the same pool.
+    of encoding only the pool (855 of SciFact's 5,183 documents for 50 queries' BM25 top 20).
+    Judged documents missing from ``known_docs`` (the corpus) are left out; the pool is sorted,
+    so the same inputs give the same pool.
 
     Shapes:
         candidates: Q query ids -> doc ids (a run's per-query dicts work); returns N doc ids.

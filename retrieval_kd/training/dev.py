@@ -11,7 +11,8 @@ all dev queries' candidates and judged documents, instead of its own candidates.
 query's BM25 top 20 only asks how the student orders documents BM25 already found; the pool also
 asks it to keep other queries' documents out of the top 10, as full-corpus retrieval does (the
 re-ranking dev curve disagreed with full-corpus test nDCG@10 on SciFact and NFCorpus). For a
-vector student the cost is the same: each pool document is encoded once.
+vector student each pool document is encoded once, so the extra cost is the judged documents
+that no query's candidates hold.
 
 Re-ranking uses the student's ``encode_queries`` / ``encode_passages`` / ``similarity`` when it
 has them (each distinct passage is encoded once), else ``score_groups`` query by query. Under

@@ -80,7 +80,8 @@ class TokenEncoder:
 
     def __init__(self, student: str | Path, batch_size: int = 32, device: str | None = None):
         from retrieval_kd.models import model_fingerprint, resolve_model
-        from students.colbert import ColBERTStudent, is_multi_vector_checkpoint
+        from students.colbert import ColBERTStudent
+        from students.multi_vector import is_multi_vector_checkpoint
 
         self.path = Path(resolve_model(str(student)).path)
         if not is_multi_vector_checkpoint(self.path):
@@ -105,7 +106,7 @@ class TokenEncoder:
 def is_late_interaction_student(student: str | Path) -> bool:
     """Whether ``student`` resolves to a multi-vector (ColBERT) checkpoint."""
     from retrieval_kd.models import resolve_model
-    from students.colbert import is_multi_vector_checkpoint
+    from students.multi_vector import is_multi_vector_checkpoint
 
     return is_multi_vector_checkpoint(resolve_model(str(student)).path)
 

@@ -18,7 +18,8 @@ import torch
 
 from retrieval_kd.errors import RKDError
 from retrieval_kd.models import resolve_with_identity as resolve
-from students.colbert import ColBERTStudent, is_multi_vector_checkpoint
+from students.colbert import ColBERTStudent
+from students.multi_vector import is_multi_vector_checkpoint
 
 
 class ColBERTTeacher:

@@ -13,7 +13,8 @@ from retrieval_kd.errors import RKDError
 from retrieval_kd.interfaces import Encoder, Scorer
 from retrieval_kd.losses import get_loss, in_batch_positive_index, loss_names
 from students.base import TrainableStudent
-from students.colbert import ColBERTStudent, TokenEmbeddings, is_multi_vector_checkpoint
+from students.colbert import ColBERTStudent
+from students.multi_vector import TokenEmbeddings, is_multi_vector_checkpoint
 
 QUERIES = ["solar power", "how do wind turbines make energy"]
 PASSAGES = [

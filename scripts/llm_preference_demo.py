@@ -33,12 +33,12 @@ import yaml
 from evaluation import evaluate
 from retrieval_kd.candidates.bm25 import bm25_candidates
 from retrieval_kd.data import load_dataset
+from retrieval_kd.llm.loading import load_causal_lm
 from retrieval_kd.store import to_run
 from retrieval_kd.store.preferences import collect_preferences, preferences_to_scores
 from retrieval_kd.training import train
 from students.instruction_distill import PointwiseLLMStudent, distill_preferences
 from teachers.llm_listwise import LLMListwiseTeacher
-from teachers.llm_loading import load_causal_lm
 from teachers.llm_pairwise import LLMPairwiseTeacher
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ an expensive pairwise instruction is distilled, with RankNet, into the same LLM 
 pointwise instruction (one forward pass per passage instead of two per pair).
 
 - :class:`PointwiseLLMStudent`: a causal LM scored by its relevance logit ``log P(yes) −
-  log P(no)`` under a pointwise yes/no prompt (the prompts of :mod:`teachers.llm_prompts`),
+  log P(no)`` under a pointwise yes/no prompt (the prompts of :mod:`retrieval_kd.llm.prompts`),
   differentiable, with only the last ``trainable_layers`` decoder blocks trained by default;
   it is a ``TrainableStudent`` and a ``Scorer``.
 - :func:`distill_preferences`: a minimal loop that trains ANY ``TrainableStudent`` (this one,
@@ -28,11 +28,8 @@ import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups, split_groups
-from retrieval_kd.losses import get_loss, ranknet_from_pairs
-from retrieval_kd.losses.preference import bradley_terry, pairwise_targets, ranking_targets
-from teachers.llm_loading import LoadedLM, load_causal_lm
-from teachers.llm_pairwise import Readout
-from teachers.llm_prompts import (
+from retrieval_kd.llm.loading import LoadedLM, load_causal_lm
+from retrieval_kd.llm.prompts import (
     DEFAULT_YES_NO_TEMPLATE,
     NO_VARIANTS,
     YES_VARIANTS,
@@ -40,6 +37,9 @@ from teachers.llm_prompts import (
     build_frame,
     encode_prompt,
 )
+from retrieval_kd.llm.readout import Readout
+from retrieval_kd.losses import get_loss, ranknet_from_pairs
+from retrieval_kd.losses.preference import bradley_terry, pairwise_targets, ranking_targets
 
 PREFERENCE_LOSSES = ("ranknet_pairs", "listmle", "cprd", "kl")
 

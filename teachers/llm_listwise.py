@@ -28,10 +28,11 @@ import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups
+from retrieval_kd.llm.loading import LoadedLM, load_causal_lm
+from retrieval_kd.llm.messages import render_prompt, truncate_tokens
+from retrieval_kd.llm.readout import Readout
 from retrieval_kd.losses.preference import rank_scores
 from retrieval_kd.store.preferences import PreferenceRecord
-from teachers.llm_loading import LoadedLM, load_causal_lm
-from teachers.llm_pairwise import Readout, render_prompt, truncate_tokens
 from teachers.permutation import (
     ParsedPermutation,
     format_permutation,

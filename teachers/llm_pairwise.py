@@ -16,26 +16,27 @@ so ``P(i > j) + P(j > i) = 1`` by construction. Pairs come from a strategy over 
 order (:func:`select_pairs`): all pairs of the top ``m``, adjacent pairs (sliding), or a seeded
 budget of sampled pairs. Two forward passes per pair; prompts are batched (left padding).
 
-The prompt, truncation and readout helpers here are shared with :mod:`teachers.llm_listwise`.
+Prompt rendering, truncation and the logit readout come from :mod:`retrieval_kd.llm`, shared with
+:mod:`teachers.llm_listwise` and :mod:`students.instruction_distill`.
 """
 
 from __future__ import annotations
 
-import inspect
 import random
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups
+from retrieval_kd.llm.loading import LoadedLM, choose_batch_size, choose_device, load_causal_lm
+from retrieval_kd.llm.messages import render_prompt, truncate_tokens
+from retrieval_kd.llm.prompts import answer_token_ids
+from retrieval_kd.llm.readout import Readout
 from retrieval_kd.losses.preference import bradley_terry
 from retrieval_kd.store.preferences import PreferenceRecord
-from teachers.llm_loading import LoadedLM, choose_batch_size, choose_device, load_causal_lm
-from teachers.llm_prompts import answer_token_ids
 
 PAIR_STRATEGIES = ("all", "sliding", "sampled")
 DEFAULT_PAIRWISE_TEMPLATE = (
@@ -50,100 +51,6 @@ _FIELDS = re.compile(r"\{(query|passage_a|passage_b)\}")
 def fill(template: str, values: dict[str, str]) -> str:
     """Replace ``{name}`` fields in one pass (a value holding ``{query}`` is left alone)."""
     return _FIELDS.sub(lambda m: values[m.group(1)], template)
-
-
-def truncate_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
-    """``text`` cut at a token boundary to at most ``max_tokens`` tokens (no special tokens)."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) <= max_tokens:
-        return text
-    return text[: enc["offset_mapping"][max_tokens][0]].rstrip()
-
-
-def render_prompt(
-    tokenizer: Any, user: str, *, system: str | None, chat: bool | None, answer_prefix: str
-) -> tuple[list[int], bool]:
-    """Token ids of a user message (chat-formatted when possible) followed by ``answer_prefix``.
-
-    With a chat template (``chat`` None or True) the message is rendered with the generation
-    prompt and the prefix opens the assistant turn; a system message the template rejects is
-    prepended to the user message. Without one, the text is ``system + user + "\\n" + prefix``
-    tokenised with the tokenizer's special tokens.
-
-    Returns:
-        The ids and whether the chat template was used.
-    """
-    has_chat = getattr(tokenizer, "chat_template", None) is not None
-    if chat and not has_chat:
-        raise InputError("chat=True but the tokenizer has no chat template")
-    if has_chat and chat is not False:
-        messages = [{"role": "user", "content": user}]
-        try:
-            text = tokenizer.apply_chat_template(
-                ([{"role": "system", "content": system}] if system else []) + messages,
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-        except Exception:  # templates that refuse a system turn
-            messages[0]["content"] = f"{system}\n\n{user}" if system else user
-            text = tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-        return tokenizer.encode(text + answer_prefix, add_special_tokens=False), True
-    text = (f"{system}\n\n" if system else "") + user + "\n" + answer_prefix
-    return tokenizer.encode(text, add_special_tokens=True), False
-
-
-class Readout:
-    """Batched next-token logits of a causal LM at the end of each prompt.
-
-    Args:
-        lm: the loaded model, tokenizer, device and dtype.
-        batch_size: prompts per forward pass.
-    """
-
-    def __init__(self, lm: LoadedLM, batch_size: int = 8):
-        self.lm = lm
-        self.batch_size = batch_size
-        pad = lm.tokenizer.pad_token_id
-        self.pad_id = int(pad if pad is not None else (lm.tokenizer.eos_token_id or 0))
-        params = inspect.signature(lm.model.forward).parameters
-        self._position_ids = "position_ids" in params
-        self._logits_to_keep = "logits_to_keep" in params
-
-    @torch.inference_mode()
-    def __call__(self, prompts: Sequence[list[int]], groups: Sequence[Sequence[int]]) -> np.ndarray:
-        """``logsumexp`` of each token group's logits at the last position of each prompt.
-
-        Shapes:
-            prompts: N id lists; groups: G id lists -> float64 [N, G].
-        """
-        out = np.empty((len(prompts), len(groups)), dtype=np.float64)
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        device = torch.device(self.lm.device)
-        for start in range(0, len(order), self.batch_size):
-            picked = order[start : start + self.batch_size]
-            length = max(len(prompts[i]) for i in picked)
-            ids = torch.full((len(picked), length), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(picked), length), dtype=torch.long)
-            for row, i in enumerate(picked):
-                ids[row, length - len(prompts[i]) :] = torch.tensor(prompts[i])
-                mask[row, length - len(prompts[i]) :] = 1
-            inputs: dict[str, Any] = {
-                "input_ids": ids.to(device),
-                "attention_mask": mask.to(device),
-            }
-            inputs["use_cache"] = False
-            if self._position_ids:
-                inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(device)
-            if self._logits_to_keep:
-                inputs["logits_to_keep"] = 1
-            last = self.lm.model(**inputs).logits[:, -1].float()
-            for g, group in enumerate(groups):
-                out[picked, g] = (
-                    torch.logsumexp(last[:, list(group)], dim=-1).double().cpu().numpy()
-                )
-        return out
 
 
 def select_pairs(
@@ -187,7 +94,7 @@ class LLMPairwiseTeacher:
 
     Args:
         model: hub id, registered short name, local folder, or ``.gguf`` file; or a
-            :class:`~teachers.llm_loading.LoadedLM` already in memory.
+            :class:`~retrieval_kd.llm.loading.LoadedLM` already in memory.
         template: user message with ``{query}``, ``{passage_a}``, ``{passage_b}``.
         system: optional system message.
         answer_prefix: text that opens the answer, so the next token is the label.
@@ -195,7 +102,7 @@ class LLMPairwiseTeacher:
         pairs, top_m, budget, seed: pair selection (:func:`select_pairs`).
         passage_max_tokens, query_max_tokens: each field is cut to this many tokens.
         batch_size: prompts per forward pass; default 8 on the CPU, 64 on a GPU.
-        device, dtype, gguf_file: as for :func:`~teachers.llm_loading.load_causal_lm`.
+        device, dtype, gguf_file: as for :func:`~retrieval_kd.llm.loading.load_causal_lm`.
         chat: use the tokenizer's chat template (None: when it has one).
     """
 

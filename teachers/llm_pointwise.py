@@ -17,7 +17,7 @@ Two modes:
 Every pair is tokenised once, pairs are sorted by length so each batch pads only to its own
 longest prompt (left padding, positions counted from each row's first real token), and the
 original order is restored. Long prompts lose the end of the PASSAGE, never the template or the
-query (see :mod:`teachers.llm_prompts`). An empty passage is scored like any other text (the
+query (see :mod:`retrieval_kd.llm.prompts`). An empty passage is scored like any other text (the
 prompt simply has nothing between its passage markers); an empty query cannot be scored in
 ``query_likelihood`` mode (no tokens to average) and is an error.
 """
@@ -32,9 +32,8 @@ import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups, split_groups
-from retrieval_kd.progress import progress
-from teachers.llm_loading import choose_batch_size, choose_device, load_causal_lm
-from teachers.llm_prompts import (
+from retrieval_kd.llm.loading import choose_batch_size, choose_device, load_causal_lm
+from retrieval_kd.llm.prompts import (
     DEFAULT_QUERY_LIKELIHOOD_TEMPLATE,
     DEFAULT_YES_NO_TEMPLATE,
     NO_VARIANTS,
@@ -44,6 +43,7 @@ from teachers.llm_prompts import (
     build_frame,
     encode_prompt,
 )
+from retrieval_kd.progress import progress
 
 MODES = ("yes_no", "query_likelihood")
 _SCORE_FORMULA = {
@@ -59,10 +59,10 @@ class LLMPointwiseTeacher:
         model: Hub id, registered short name, local folder, or a ``.gguf`` file.
         mode: ``"yes_no"`` or ``"query_likelihood"``.
         template: Prompt with ``{query}`` and ``{passage}`` (once each); default
-            :data:`~teachers.llm_prompts.DEFAULT_YES_NO_TEMPLATE` or
-            :data:`~teachers.llm_prompts.DEFAULT_QUERY_LIKELIHOOD_TEMPLATE`. In ``yes_no`` mode it
-            is the user message of the tokenizer's chat template (with the generation prompt);
-            without a chat template ``"\\nAnswer:"`` is appended.
+            :data:`~retrieval_kd.llm.prompts.DEFAULT_YES_NO_TEMPLATE` or
+            :data:`~retrieval_kd.llm.prompts.DEFAULT_QUERY_LIKELIHOOD_TEMPLATE`. In ``yes_no``
+            mode it is the user message of the tokenizer's chat template (with the generation
+            prompt); without a chat template ``"\\nAnswer:"`` is appended.
         max_length: Token limit of a prompt; the passage is cut to fit.
         batch_size: Prompts per forward pass; default 8 on the CPU, 64 on a GPU.
         device: Torch device; default CUDA when available, else CPU.

@@ -16,9 +16,9 @@ from test_llm_pairwise import PASSAGES, QUERY, save_tiny_chat_lm
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import Scorer
+from retrieval_kd.llm.loading import LoadedLM, load_causal_lm
 from retrieval_kd.store.preferences import collect_preferences
 from teachers.llm_listwise import LLMListwiseTeacher
-from teachers.llm_loading import LoadedLM, load_causal_lm
 from teachers.permutation import sliding_rank
 
 TEN = [f"{PASSAGES[i % 5]} {i}" for i in range(10)]

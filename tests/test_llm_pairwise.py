@@ -17,11 +17,12 @@ import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import Scorer
+from retrieval_kd.llm.loading import LoadedLM, load_causal_lm
+from retrieval_kd.llm.messages import truncate_tokens
 from retrieval_kd.losses import ranknet_from_pairs
 from retrieval_kd.losses.preference import pairwise_targets
 from retrieval_kd.store.preferences import PreferenceRecord
-from teachers.llm_loading import LoadedLM, load_causal_lm
-from teachers.llm_pairwise import LLMPairwiseTeacher, select_pairs, truncate_tokens
+from teachers.llm_pairwise import LLMPairwiseTeacher, select_pairs
 
 WORDS = (
     "Given a query which of the following two passages is more relevant to Passage Output or "

@@ -16,8 +16,8 @@ import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import Scorer
+from retrieval_kd.llm.prompts import DEFAULT_QUERY_LIKELIHOOD_TEMPLATE, DEFAULT_YES_NO_TEMPLATE
 from teachers.llm_pointwise import LLMPointwiseTeacher
-from teachers.llm_prompts import DEFAULT_QUERY_LIKELIHOOD_TEMPLATE, DEFAULT_YES_NO_TEMPLATE
 
 WORDS = (
     "Passage Query Does the passage answer query Answer Yes No yes no or Please write a question "
@@ -286,7 +286,7 @@ def test_smollm2_ranks_toy_triples():
 
 
 def test_default_batch_size_is_larger_on_an_accelerator() -> None:
-    from teachers.llm_loading import choose_batch_size
+    from retrieval_kd.llm.loading import choose_batch_size
 
     assert choose_batch_size(None, "cpu") == 8
     assert choose_batch_size(None, "cuda:0") == 64
@@ -295,7 +295,7 @@ def test_default_batch_size_is_larger_on_an_accelerator() -> None:
 
 def test_a_batch_size_below_one_is_refused_before_any_model_loads() -> None:
     from retrieval_kd.errors import InputError
-    from teachers.llm_loading import choose_batch_size
+    from retrieval_kd.llm.loading import choose_batch_size
     from teachers.llm_pairwise import LLMPairwiseTeacher
     from teachers.llm_pointwise import LLMPointwiseTeacher
 

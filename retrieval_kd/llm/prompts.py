@@ -1,4 +1,4 @@
-"""Prompts of the pointwise LLM teacher: templates, chat formatting, tokenisation with truncation.
+"""Pointwise LLM prompts (yes/no, query likelihood): templates, chat format, truncation.
 
 A template is free text with the placeholders ``{query}`` and ``{passage}`` (each exactly once;
 other braces are kept as they are). It is turned once into a :class:`PromptFrame`: the literal text

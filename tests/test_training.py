@@ -14,7 +14,7 @@ import torch
 import yaml
 from _train_worker import make_toy_collection, make_toy_store, save_tiny_st, weights_sha256
 
-from retrieval_kd.data import load_dataset
+from retrieval_kd.data import load_dataset, pool_doc_ids
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.losses import build_loss
 from retrieval_kd.store import ScoredQuery, ScoreStore, ShardWriter
@@ -28,7 +28,7 @@ from retrieval_kd.training import (
     train,
 )
 from retrieval_kd.training.config import EvalConfig
-from retrieval_kd.training.dev import build_dev_set, shared_pool
+from retrieval_kd.training.dev import build_dev_set
 from retrieval_kd.training.groups import Candidates, lift_positives
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,11 +214,11 @@ def test_pool_dev_set_ranks_every_query_against_all_candidates_and_judged_docs(
     assert any(d not in rerank.candidates[q] for q in ids for d in dataset.qrels[q])
 
 
-def test_shared_pool_skips_judged_docs_missing_from_the_corpus(toy: dict[str, Path]) -> None:
+def test_pool_doc_ids_skips_judged_docs_missing_from_the_corpus(toy: dict[str, Path]) -> None:
     corpus = load_dataset(str(toy["collection"]), "train").corpus
     known = corpus.ids[:3]
-    pool = shared_pool({"a": [known[0]], "b": [known[1]]}, {"a": {known[2]: 1, "gone": 1}}, corpus)
-    assert pool == {"a": sorted(known), "b": sorted(known)}
+    pool = pool_doc_ids({"a": [known[0]], "b": [known[1]]}, {"a": {known[2]: 1, "gone": 1}}, corpus)
+    assert pool == sorted(known)
 
 
 def _store(folder: Path, rows: list[ScoredQuery]) -> ScoreStore:

@@ -116,9 +116,9 @@ def build_dev_set(
     dev_qrels = {q: qrels[q] for q in queries if q in qrels}
     source = f"{source}, {config.candidates} top-{config.depth}"
     if config.search == "pool":
-        candidates = shared_pool(candidates, dev_qrels, corpus)
-        pool_size = len(next(iter(candidates.values()), []))
-        source += f", ranked in a pool of {pool_size} docs (candidates + judged)"
+        pool = pool_doc_ids(candidates, dev_qrels, corpus)  # every query ranks the same pool
+        candidates = {q: pool for q in candidates}
+        source += f", ranked in a pool of {len(pool)} docs (candidates + judged)"
     return DevSet(
         queries=dict(queries),
         qrels=dev_qrels,
@@ -128,19 +128,6 @@ def build_dev_set(
         conventions=config.conventions,
         source=source,
     )
-
-
-def shared_pool(
-    candidates: dict[str, list[str]], qrels: Qrels, corpus: Corpus
-) -> dict[str, list[str]]:
-    """Every query's candidates replaced by one pool: all candidates plus all judged documents
-    that are in ``corpus`` (``retrieval_kd.data.pool_doc_ids``).
-
-    Shapes:
-        candidates: Q ids -> K_q doc ids  ->  Q ids -> the same N pool doc ids.
-    """
-    pool = pool_doc_ids(candidates, qrels, corpus)
-    return {q: pool for q in candidates}
 
 
 def _encode(fn: Any, texts: list[str], batch_size: int) -> torch.Tensor | None:

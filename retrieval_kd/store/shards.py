@@ -77,21 +77,28 @@ class ShardWriter:
 
     def write(self, rows: Sequence[ScoredQuery]) -> Path:
         """Write ``rows`` as the next shard; return its path. Nothing appears on failure."""
-        table = rows_to_table(rows)
-        path = self.folder / shard_name(self.rank, self.next_seq)
-        tmp = self.folder / f".{path.name}.tmp"
-        try:
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.folder)
+        path = write_parquet_atomic(
+            rows_to_table(rows), self.folder / shard_name(self.rank, self.next_seq)
+        )
         self.next_seq += 1
         return path
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    """Write ``table`` to ``path`` through ``.{name}.tmp``, fsync and rename: readers (and a
+    resumed run) see the whole file or none of it; nothing is left behind on failure."""
+    tmp = path.parent / f".{path.name}.tmp"
+    try:
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
 
 
 def rows_to_table(rows: Sequence[ScoredQuery]) -> pa.Table:

@@ -6,7 +6,6 @@ One row per query (see :mod:`retrieval_kd.store.preferences` for the columns). S
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 
 from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import MANIFEST_NAME, read_manifest
-from retrieval_kd.store.shards import _fsync_dir
+from retrieval_kd.store.shards import write_parquet_atomic
 
 TARGETS = ("pairwise", "ranking")
 COST_KEYS = ("forward_passes", "tokens_in", "tokens_out", "wall_s")
@@ -101,18 +100,7 @@ def write_shard(folder: Path, rank: int, records: list[PreferenceRecord]) -> Pat
         int(m[2]) for p in folder.iterdir() if (m := SHARD_RE.match(p.name)) and int(m[1]) == rank
     ]
     path = folder / f"pref-r{rank:02d}-{max(seqs, default=-1) + 1:06d}.parquet"
-    tmp = folder / f".{path.name}.tmp"
-    try:
-        with open(tmp, "wb") as handle:
-            pq.write_table(_table(records), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
-    return path
+    return write_parquet_atomic(_table(records), path)
 
 
 class PreferenceStore:

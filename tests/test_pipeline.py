@@ -206,3 +206,23 @@ def test_an_unfinished_stage_with_other_settings_is_cleared_not_resumed(tmp_path
     manifest = run_stage(tmp_path, new)
     assert seen == [False] and manifest["resumed"] is False  # the old checkpoint was cleared
     assert stage_state(tmp_path, new) == "done"
+
+
+def test_auto_is_resolved_before_stage_fingerprints(toy_config: dict, monkeypatch) -> None:
+    import torch
+
+    from retrieval_kd.training import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    auto, fp32 = copy.deepcopy(toy_config), copy.deepcopy(toy_config)
+    auto["training"]["precision"] = "auto"
+    fp32["training"]["precision"] = "fp32"
+    config = distill_config_from_dict(auto)
+    assert config.train["training"]["precision"] == "fp32"
+    assert config.train_config("out", "store").training.precision == "fp32"
+    plans = [
+        {s.name: s.fingerprint for s in DistillRun(distill_config_from_dict(raw)).plan()}
+        for raw in (auto, fp32)
+    ]
+    assert plans[0] == plans[1]  # a run made with "fp32" counts as done for "auto" here

@@ -17,6 +17,7 @@ from typing import Any
 from retrieval_kd.errors import RKDError
 from retrieval_kd.strict_config import read_yaml, strict_section
 from retrieval_kd.training.config import TrainConfig, config_from_dict
+from retrieval_kd.training.precision import resolve_precision
 
 TRAIN_SECTIONS = ("student", "groups", "loss", "training", "evaluation")
 
@@ -180,6 +181,9 @@ def distill_config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> Dis
         name: strict_section(cls, raw.get(name), name) for name, cls in PIPELINE_SECTIONS.items()
     }
     train = {key: copy.deepcopy(raw[key]) for key in TRAIN_SECTIONS if key in raw}
+    training = train.get("training")
+    if isinstance(training, dict) and training.get("precision") == "auto":
+        training["precision"] = resolve_precision("auto")  # fingerprints record what runs
     config = DistillConfig(
         name=str(raw["name"]),
         output_dir=str(raw["output_dir"]),

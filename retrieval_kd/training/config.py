@@ -26,12 +26,13 @@ from typing import Any
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.strict_config import read_yaml, strict_section
+from retrieval_kd.training.precision import resolve_precision
 
 STRATEGIES = ("top", "random", "mixed")
 DEV_SEARCHES = ("rerank", "pool")
 POSITIVES = ("qrels", "teacher")
 SHORT_QUERIES = ("error", "skip")  # a query with fewer than K stored candidates
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 on bf16 hardware, else fp32
 IN_BATCH_LOSSES = ("info_nce",)
 
 
@@ -290,6 +291,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> TrainConfig:
     loss = raw.get("loss", {"margin_mse": 1.0, "kl": 1.0})
     config = TrainConfig(loss=dict(loss) if isinstance(loss, Mapping) else loss, **sections)
     _check(config)
+    config.training.precision = resolve_precision(config.training.precision)
     return config
 
 

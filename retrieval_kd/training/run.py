@@ -9,7 +9,8 @@ config                                 TrainingArguments
 training.batch_size                    per_device_train_batch_size (per process)
 training.epochs / max_steps            num_train_epochs / max_steps
 training.warmup                        warmup_steps (a fraction < 1 or a number of steps)
-training.precision bf16 / fp16         bf16 / fp16 (autocast through accelerate)
+training.precision bf16 / fp16         bf16 / fp16 (autocast through accelerate); ``auto`` is
+                                       resolved when the config is read (training.precision)
 training.save_steps                    save_steps (default: evaluation.every_steps, else 500)
 evaluation.every_steps                 eval_steps, load_best_model_at_end, metric_for_best_model
 =====================================  ========================================================

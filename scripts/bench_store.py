@@ -1,7 +1,8 @@
 """Score-store memory and read time vs the usual alternative, a ranx-style dict of dicts.
 
-A user without the score store keeps teacher scores as ``{query_id: {doc_id: score}}`` (what a
-TREC run loads into, e.g. ``ranx.Run.from_file``'s input). The store keeps Arrow columns instead.
+A user without the score store keeps teacher scores as ``{query_id: {doc_id: score}}``, a TREC run
+read into plain Python (the dict of dicts ``ranx.Run`` is built from). The store keeps Arrow
+columns instead.
 This script writes one synthetic store (``--queries`` x ``--depth`` pairs, random doc ids from an
 MS MARCO-sized id space), then, each arm in its own process so peak memory is its own, reads it
 (a) as a :class:`~retrieval_kd.store.ScoreStore` and (b) the same pairs from a TREC run file into

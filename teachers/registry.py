@@ -10,6 +10,7 @@ String forms::
     llm-pairwise:<model>           LLM pairwise preferences, Bradley-Terry scores
     llm-listwise:<model>           LLM sliding-window listwise ranking, -rank scores
     run                            the candidate run's own scores (e.g. BM25)
+    bm25                           exact BM25 of any candidate (needs the corpus)
     ensemble:<calibration>:<member>*<weight>+<member>*<weight>...
     <file>.yaml / <file>.json      a dict spec
     <model>                        a bare model id or folder: cross-encoder
@@ -84,7 +85,7 @@ MODEL_KINDS: dict[str, Callable[..., Scorer]] = {
     "llm-pairwise": _llm_pairwise,
     "llm-listwise": _llm_listwise,
 }
-KINDS = (*MODEL_KINDS, "run", "ensemble")
+KINDS = (*MODEL_KINDS, "run", "bm25", "ensemble")
 
 
 def parse_teacher_spec(spec: str) -> dict[str, Any]:
@@ -98,8 +99,8 @@ def parse_teacher_spec(spec: str) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise RKDError(f"teacher spec file {spec} must hold a mapping")
         return loaded
-    if spec == "run":
-        return {"kind": "run"}
+    if spec in ("run", "bm25"):
+        return {"kind": spec}
     if spec.startswith("ensemble:"):
         _, calibration, members = spec.split(":", 2) if spec.count(":") >= 2 else (spec, "", "")
         if not members:
@@ -124,16 +125,19 @@ def parse_teacher_spec(spec: str) -> dict[str, Any]:
     return {"kind": "cross-encoder", "model": spec}
 
 
-def build_teacher(spec: str | Mapping[str, Any], candidates: Run | None = None) -> Scorer:
+def build_teacher(
+    spec: str | Mapping[str, Any], candidates: Run | None = None, corpus: Any = None
+) -> Scorer:
     """Construct the teacher a spec describes (models are resolved and loaded here).
 
     Args:
         spec: a string or dict spec (module docstring).
         candidates: the candidate run, needed by ``run`` members.
+        corpus: the collection's ``Corpus``, needed by ``bm25`` members.
 
     Raises:
-        RKDError: unknown kind, missing model, a ``run`` member without candidates, or a model
-            that cannot be resolved (from the resolver).
+        RKDError: unknown kind, missing model, a ``run`` member without candidates, a ``bm25``
+            member without a corpus, or a model that cannot be resolved (from the resolver).
     """
     config = dict(parse_teacher_spec(spec) if isinstance(spec, str) else spec)
     kind = config.pop("kind", "cross-encoder")
@@ -144,11 +148,19 @@ def build_teacher(spec: str | Mapping[str, Any], candidates: Run | None = None) 
         from teachers.run_scores import RunScoreTeacher
 
         return RunScoreTeacher(candidates, name=config.get("name", "run"))
+    if kind == "bm25":
+        if corpus is None:
+            raise RKDError("teacher 'bm25' scores with the corpus's BM25 index: give the corpus")
+        from teachers.bm25 import BM25Teacher
+
+        return BM25Teacher(corpus)
     if kind == "ensemble":
         from teachers.ensemble import EnsembleTeacher
 
         members = config.get("members") or []
-        built = [(build_teacher(m, candidates), float(m.get("weight", 1.0))) for m in members]
+        built = [
+            (build_teacher(m, candidates, corpus), float(m.get("weight", 1.0))) for m in members
+        ]
         return EnsembleTeacher(built, calibration=config.get("calibration") or "zscore")
     if kind not in MODEL_KINDS:
         raise RKDError(f"unknown teacher kind {kind!r}; choose one of {', '.join(KINDS)}")

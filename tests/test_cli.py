@@ -65,7 +65,8 @@ def test_candidates_then_evaluate_on_toy_folder(toy_beir: Path, tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     assert run_path.read_text().splitlines()[0].startswith("q1 Q0 d1 1 ")
     manifest = json.loads(Path(f"{run_path}.manifest.json").read_text())
-    assert manifest["k"] == 3 and manifest["queries"] == 3 and manifest["source"]["kind"] == "bm25"
+    assert manifest["k"] == 3 and manifest["queries"] == 3
+    assert manifest["sources"]["bm25"]["kind"] == "bm25"
 
     out = rkd(
         "--quiet",

@@ -53,6 +53,8 @@ class BM25Index:
         self.retriever = retriever
         self.tokenizer = tokenizer
         self.doc_ids = doc_ids
+        self._sorted: np.ndarray | None = None  # doc ids sorted, for score_documents
+        self._order: np.ndarray | None = None
 
     @classmethod
     def open(
@@ -160,6 +162,34 @@ class BM25Index:
                     for row, score in zip(rows[offset][keep], scores[offset][keep], strict=True)
                 }
         return run
+
+    def score_documents(self, query: str, doc_ids: list[str]) -> np.ndarray:
+        """Exact BM25 scores of one query against any documents of the index (not only its
+        top k): the scores ``search`` would give them, 0 for documents sharing no term.
+
+        Shapes:
+            doc_ids: K ids -> float32 [K].
+
+        Raises:
+            InputError: a doc id that is not in the index.
+        """
+        rows = self._rows(doc_ids)
+        tokens = self.tokenizer.tokenize([query], update_vocab=False, show_progress=False)[0]
+        if len(tokens) == 0:
+            return np.zeros(len(doc_ids), dtype=np.float32)
+        return np.asarray(self.retriever.get_scores_from_ids(tokens)[rows], dtype=np.float32)
+
+    def _rows(self, doc_ids: list[str]) -> np.ndarray:
+        if self._sorted is None:
+            self._order = np.argsort(self.doc_ids, kind="stable")
+            self._sorted = self.doc_ids[self._order]
+        wanted = np.asarray(doc_ids, dtype=self._sorted.dtype)
+        pos = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        found = self._sorted[pos] == wanted
+        if not found.all():
+            unknown = [doc_ids[i] for i in np.flatnonzero(~found)[:5]]
+            raise InputError(f"{int((~found).sum())} doc id(s) not in the BM25 index: {unknown}")
+        return self._order[pos]
 
 
 def bm25_candidates(

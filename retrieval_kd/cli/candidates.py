@@ -1,4 +1,4 @@
-"""``rkd candidates``: BM25 top-k, or an external TREC run, as a TREC run file."""
+"""``rkd candidates``: BM25, a dense retriever, an external run, or their fusion -> a TREC run."""
 
 from __future__ import annotations
 
@@ -6,45 +6,64 @@ from pathlib import Path
 
 import typer
 
-from retrieval_kd.data import load_dataset, read_run, run_fingerprint, truncate_run, write_run
-from retrieval_kd.manifest import measure, sha256_file, write_json_atomic
+from retrieval_kd.data import load_dataset, run_fingerprint, write_run
+from retrieval_kd.errors import InputError
+from retrieval_kd.manifest import measure, write_json_atomic
 
 
 def candidates(
     data: str = typer.Option(..., help="Collection: short name, BEIR folder or irds:<id>."),
     split: str = typer.Option(None, help="Split whose queries get candidates (e.g. test)."),
-    k: int = typer.Option(100, help="Candidates per query."),
+    k: int = typer.Option(100, help="Candidates per query (each source's depth)."),
     out: Path = typer.Option(..., help="Output TREC run file."),
     run: Path = typer.Option(None, help="Take candidates from this TREC run instead of BM25."),
+    retriever: str = typer.Option(
+        None,
+        help="Dense retriever: a bi-encoder spec or student folder; the corpus is encoded once "
+        "into a cached FAISS index.",
+    ),
+    fuse: str = typer.Option(
+        None, help="Fuse the dense run with BM25 (or --run): rrf or union. Needs --retriever."
+    ),
 ) -> None:
     """Write the top-``k`` candidates of each query to ``out`` (and ``out``.manifest.json)."""
+    from retrieval_kd.candidates import FUSIONS, parse_sources, retrieve_candidates
+
+    if fuse is not None and fuse not in FUSIONS:
+        raise InputError(f"--fuse must be one of {', '.join(FUSIONS)}, got {fuse!r}")
+    if fuse is not None and retriever is None:
+        raise InputError("--fuse fuses a dense run with BM25 (or --run): give --retriever")
+    lexical = str(run) if run is not None else "bm25"
+    specs = [f"dense:{retriever}"] if retriever else [lexical]
+    if fuse is not None:
+        specs = [lexical, *specs]
+    sources = parse_sources(specs)  # a bad spec fails before any data is read
     dataset = load_dataset(data, split)
     queries = dataset.queries
     with measure() as cost:
-        if run is None:
-            from retrieval_kd.candidates import bm25_candidates
-
-            result, search_cost = bm25_candidates(dataset.corpus, queries, k)
-            source = {"kind": "bm25", **search_cost}
-            tag = "bm25"
-        else:
-            result = truncate_run(
-                read_run(run, known_queries=queries, known_docs=dataset.corpus), k
-            )
-            source = {"kind": "run", "path": str(run), "sha256": sha256_file(run)}
-            tag = run.stem
-        write_run(result, out, tag=tag, depth=k)
+        result, records = retrieve_candidates(
+            sources,
+            dataset.corpus,
+            queries,
+            k,
+            fusion=fuse or "rrf",
+            known_queries=dataset.load_all_queries(),
+        )
+        tag = "+".join(s.name.replace(":", "-").replace("/", "_") for s in sources)
+        write_run(result, out, tag=tag, depth=None if fuse == "union" else k)
     write_json_atomic(
         Path(f"{out}.manifest.json"),
         {
             "stage": "candidates",
             "data": dataset.label,
             "k": k,
-            "source": source,
+            "sources": records,
+            "fusion": fuse,
             "queries": len(result),
             "pairs": sum(len(docs) for docs in result.values()),
             "run_fingerprint": run_fingerprint(result),
             "cost": cost,
         },
     )
-    typer.echo(f"wrote {out}: {len(result)} queries, top {k} ({source['kind']})")
+    kinds = " + ".join(s.name for s in sources) + (f" ({fuse})" if fuse else "")
+    typer.echo(f"wrote {out}: {len(result)} queries, top {k} ({kinds})")

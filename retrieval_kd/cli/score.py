@@ -15,8 +15,8 @@ def score(
     teacher: str = typer.Option(
         ...,
         help="Teacher spec, e.g. cross-encoder:<model>, "
-        "bi-encoder:<model>, llm-yes-no:<model>, run, "
-        "ensemble:zscore:run*1+bi-encoder:<model>*1, or a "
+        "bi-encoder:<model>, llm-yes-no:<model>, run, bm25, "
+        "ensemble:zscore:bm25*1+bi-encoder:<model>*1, or a "
         "YAML file.",
     ),
     candidates: str = typer.Option(
@@ -58,7 +58,7 @@ def score(
         run, _ = bm25_candidates(dataset.corpus, queries, k=depth)
         source = {"name": "bm25", "data": dataset.label}
     qrels = dataset.qrels if dataset.load_qrels is not None else None
-    scorer = build_teacher(teacher, run)
+    scorer = build_teacher(teacher, run, corpus=dataset.corpus)
     store = score_candidates(
         scorer,
         queries,

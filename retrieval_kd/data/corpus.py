@@ -189,14 +189,18 @@ class Corpus:
         Raises:
             InputError: an id that is not in the corpus.
         """
+        titles, bodies = self.fields(doc_ids)
+        return [join_title(t, x) for t, x in zip(titles, bodies, strict=True)]
+
+    def fields(self, doc_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Titles and texts (bodies) of ``doc_ids``, kept apart, in the given order.
+
+        Raises:
+            InputError: an id that is not in the corpus.
+        """
         rows = self.rows_of(doc_ids)
         picked = self._table.take(pa.array(rows, type=pa.int64()))
-        return [
-            join_title(t, x)
-            for t, x in zip(
-                picked.column("title").to_pylist(), picked.column("text").to_pylist(), strict=True
-            )
-        ]
+        return picked.column("title").to_pylist(), picked.column("text").to_pylist()
 
     def text(self, doc_id: str) -> str:
         """The text of one document."""

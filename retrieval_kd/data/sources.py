@@ -8,6 +8,12 @@ A data spec is one of
 - an ``ir_datasets`` id with the ``irds:`` prefix (``irds:beir/scifact/test``), whose split is
   part of the id.
 
+A BEIR folder may hold its own queries and qrels but borrow its corpus: instead of
+``corpus.jsonl`` it has ``corpus.ref.json`` (``{"data": <data spec>}`` or ``{"corpus_file":
+<path>}``), which names where the documents live. Generated query sets
+(:mod:`retrieval_kd.generation`) are folders of this kind, so every stage reads them as it reads
+any collection.
+
 Everything is loaded lazily: asking for qrels does not read the corpus.
 """
 
@@ -28,6 +34,7 @@ from retrieval_kd.data.types import Qrels, Queries
 from retrieval_kd.errors import InputError
 
 DATA_DIR_ENV = "RKD_DATA_DIR"
+CORPUS_REF = "corpus.ref.json"  # a BEIR folder whose corpus lives elsewhere
 SHORT_NAMES = ("scifact", "nfcorpus", "msmarco-trecdl", "cranfield")
 
 
@@ -114,12 +121,65 @@ def beir_splits(folder: Path) -> list[str]:
     return sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
 
 
-def load_beir_folder(folder: str | Path, split: str | None, name: str | None = None) -> Dataset:
-    """A BEIR-layout folder; ``split`` picks ``qrels/<split>.tsv``."""
+def write_corpus_ref(folder: str | Path, data: str | None = None, corpus_file: str | None = None):
+    """Make ``folder`` borrow its corpus from a data spec or a corpus file (``corpus.ref.json``).
+
+    A relative folder path in ``data`` is stored absolute, so the reference survives a change of
+    working directory; short names and ``irds:`` ids are stored as given.
+    """
+    from retrieval_kd.manifest import write_json_atomic
+
+    if (data is None) == (corpus_file is None):
+        raise InputError("a corpus reference names either a data spec or a corpus file")
+    if data is not None and Path(data).expanduser().is_dir():
+        data = str(Path(data).expanduser().resolve())
+    ref = {"data": data} if data is not None else {"corpus_file": str(Path(corpus_file).resolve())}
+    return write_json_atomic(Path(folder) / CORPUS_REF, ref)
+
+
+def corpus_source(folder: str | Path) -> str:
+    """The corpus file a BEIR folder reads: its own ``corpus.jsonl`` or the one it borrows
+    (``corpus.ref.json``). ``irds:`` corpora have no file: their id is returned.
+
+    Raises:
+        InputError: neither file is there, or the reference is malformed.
+    """
+    import json
+
     folder = Path(folder)
-    for required in ("corpus.jsonl", "queries.jsonl"):
-        if not (folder / required).is_file():
-            raise InputError(f"not a BEIR folder: {required} is missing", folder)
+    if (folder / "corpus.jsonl").is_file():
+        return str(folder / "corpus.jsonl")
+    ref_file = folder / CORPUS_REF
+    if not ref_file.is_file():
+        raise InputError("not a BEIR folder: corpus.jsonl is missing", folder)
+    try:
+        ref = json.loads(ref_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"corrupt corpus reference: {err.msg}", ref_file, err.lineno) from None
+    if not isinstance(ref, dict) or len(ref) != 1 or not {"data", "corpus_file"} & set(ref):
+        raise InputError('expected {"data": <spec>} or {"corpus_file": <path>}', ref_file)
+    if "corpus_file" in ref:
+        return str(ref["corpus_file"])
+    spec = str(ref["data"])
+    if spec.startswith(IRDS_PREFIX):
+        return spec
+    return corpus_source(resolve_folder(spec))
+
+
+def _corpus_loader(source: str) -> Callable[[], Corpus]:
+    if source.startswith(IRDS_PREFIX):
+        dataset_id = source[len(IRDS_PREFIX) :]
+        return lambda: irds_corpus(dataset_id)
+    return lambda: load_corpus_file(source)
+
+
+def load_beir_folder(folder: str | Path, split: str | None, name: str | None = None) -> Dataset:
+    """A BEIR-layout folder; ``split`` picks ``qrels/<split>.tsv``. Its corpus is its own
+    ``corpus.jsonl`` or the one its ``corpus.ref.json`` names."""
+    folder = Path(folder)
+    if not (folder / "queries.jsonl").is_file():
+        raise InputError("not a BEIR folder: queries.jsonl is missing", folder)
+    corpus_file = corpus_source(folder)
     qrels_loader = None
     if split is not None:
         qrels_file = folder / "qrels" / f"{split}.tsv"
@@ -136,7 +196,7 @@ def load_beir_folder(folder: str | Path, split: str | None, name: str | None = N
     return Dataset(
         name=name or str(folder),
         split=split,
-        load_corpus=lambda: load_corpus_file(folder / "corpus.jsonl"),
+        load_corpus=_corpus_loader(corpus_file),
         load_all_queries=lambda: read_queries(folder / "queries.jsonl"),
         load_qrels=qrels_loader,
     )

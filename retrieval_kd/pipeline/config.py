@@ -22,9 +22,19 @@ from retrieval_kd.training.precision import resolve_precision
 TRAIN_SECTIONS = ("student", "groups", "loss", "training", "evaluation")
 
 
+TRAIN_QUERIES = ("split", "generate")
+
+
 @dataclass
 class DataSection:
-    """Collections: training queries from one split, the report from another."""
+    """Collections: training queries from one split (or generated from the corpus), the report
+    from another.
+
+    ``train_queries: split`` (default) trains on ``train_split``'s judged queries;
+    ``train_queries: generate`` trains on queries generated from the corpus (the ``generate:``
+    section), with no use of any split's queries or qrels: the corpus is the only input and
+    ``eval_split`` is used for the report only.
+    """
 
     collection: str
     train_split: str = "train"
@@ -32,15 +42,67 @@ class DataSection:
     conventions: str = "beir"
     max_train_queries: int | None = None
     max_eval_queries: int | None = None
+    train_queries: str = "split"
 
 
 @dataclass
 class CandidatesSection:
-    """First-stage candidates: BM25 (or a TREC run file) for training and for the report."""
+    """First-stage candidates for training and for the report.
 
-    source: str = "bm25"
+    ``sources``: one or more of ``bm25``, ``dense:<bi-encoder spec or student folder>`` and TREC
+    run files of the collection (``retrieval_kd.candidates.sources``); several are combined by
+    ``fusion`` (``rrf``: the fused top ``depth``; ``union``: every source's top ``depth``).
+    ``eval_sources`` (default: ``[bm25]``) are the report's candidates, which the teacher
+    re-ranks.
+    """
+
+    sources: list = field(default_factory=lambda: ["bm25"])
+    fusion: str = "rrf"
     train_depth: int = 30
     eval_depth: int = 100
+    eval_sources: list = field(default_factory=lambda: ["bm25"])
+
+
+@dataclass
+class GenerateSection:
+    """Query generation for ``data.train_queries: generate`` (``retrieval_kd.generation``).
+
+    ``generator``: ``llm:<model>`` or ``span[:sentence|span|title]``; ``kind`` / ``template`` /
+    ``examples``: the LLM's prompt; ``per_doc`` queries for each of ``docs`` sampled documents,
+    or ``queries`` in all (GPL's budget rule: ``ceil(queries / per_doc)`` documents), or every
+    document; ``options``: the generator's own settings (``batch_size``, ``max_new_tokens``,
+    ``temperature``, ``top_p``, ``passage_max_tokens`` for an LLM; ``min_words`` /
+    ``max_words`` for spans).
+    """
+
+    generator: str = "llm:HuggingFaceTB/SmolLM2-135M-Instruct"
+    kind: str = "question"
+    template: str | None = None
+    examples: str | None = None
+    per_doc: int = 1
+    docs: int | None = None
+    queries: int | None = None
+    seed: int = 0
+    docs_per_shard: int = 64
+    min_words: int = 3
+    max_words: int = 64
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class FiltersSection:
+    """Filters on generated (query, source document) pairs, each optional and counted.
+
+    ``round_trip_k``: keep a query only if its source document is in the top k of
+    ``round_trip`` (``teacher``: the teacher's order of the query's candidates; ``candidates``:
+    the candidate run's). ``teacher_floor``: keep a query only if the teacher scores its source
+    at least this (teacher units). The QGen baseline trains on the queries that pass the filters
+    which do not use the teacher.
+    """
+
+    round_trip: str = "teacher"
+    round_trip_k: int | None = None
+    teacher_floor: float | None = None
 
 
 @dataclass
@@ -84,6 +146,7 @@ class IndexSection:
 
 
 SEARCH_CORPORA = ("full", "candidates")
+ROUND_TRIPS = ("teacher", "candidates")
 
 
 @dataclass
@@ -114,16 +177,29 @@ class DistillConfig:
     index: IndexSection
     search: SearchSection
     train: dict[str, Any]
+    generate: GenerateSection = field(default_factory=GenerateSection)
+    filters: FiltersSection = field(default_factory=FiltersSection)
     quick: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def generates(self) -> bool:
+        """Whether the training queries are generated from the corpus."""
+        return self.data.train_queries == "generate"
+
     def train_config(
-        self, output_dir: str | Path, score_store: str | Path, loss: Mapping[str, Any] | None = None
+        self,
+        output_dir: str | Path,
+        score_store: str | Path,
+        loss: Mapping[str, Any] | None = None,
+        collection: str | None = None,
+        split: str | None = None,
     ) -> TrainConfig:
-        """The ``rkd train`` config of one training stage (validated)."""
+        """The ``rkd train`` config of one training stage (validated); ``collection`` /
+        ``split`` default to the data section's (a generated query set overrides them)."""
         raw = copy.deepcopy(self.train)
         raw["data"] = {
-            "collection": self.data.collection,
-            "split": self.data.train_split,
+            "collection": collection or self.data.collection,
+            "split": split or self.data.train_split,
             "score_store": str(score_store),
             "max_queries": self.data.max_train_queries,
         }
@@ -143,6 +219,8 @@ PIPELINE_SECTIONS = {
     "baseline": BaselineSection,
     "index": IndexSection,
     "search": SearchSection,
+    "generate": GenerateSection,
+    "filters": FiltersSection,
 }
 TOP_LEVEL = ("name", "output_dir", "quick", *PIPELINE_SECTIONS, *TRAIN_SECTIONS)
 
@@ -222,6 +300,34 @@ def _check(config: DistillConfig) -> None:
             f"config key 'search.corpus' must be one of {SEARCH_CORPORA}, "
             f"got {config.search.corpus!r}"
         )
+    from retrieval_kd.candidates import FUSIONS
+
+    if config.data.train_queries not in TRAIN_QUERIES:
+        raise RKDError(
+            f"config key 'data.train_queries' must be one of {TRAIN_QUERIES}, "
+            f"got {config.data.train_queries!r}"
+        )
+    cand = config.candidates
+    for key in ("sources", "eval_sources"):
+        value = getattr(cand, key)
+        if not value or not all(isinstance(v, str) and v.strip() for v in value):
+            raise RKDError(f"config key 'candidates.{key}' must be a non-empty list of specs")
+    if cand.fusion not in FUSIONS:
+        raise RKDError(
+            f"config key 'candidates.fusion' must be one of {FUSIONS}, got {cand.fusion!r}"
+        )
+    f = config.filters
+    if f.round_trip not in ROUND_TRIPS:
+        raise RKDError(f"config key 'filters.round_trip' must be one of {ROUND_TRIPS}")
+    if f.round_trip_k is not None and f.round_trip_k < 1:
+        raise RKDError("config key 'filters.round_trip_k' must be null or >= 1")
+    g = config.generate
+    if g.per_doc < 1 or g.docs_per_shard < 1:
+        raise RKDError("config keys 'generate.per_doc' and 'generate.docs_per_shard' must be >= 1")
+    if g.docs is not None and g.queries is not None:
+        raise RKDError("give config key 'generate.docs' or 'generate.queries', not both")
+    if g.min_words < 1 or g.max_words < g.min_words:
+        raise RKDError("config keys 'generate.min_words' <= 'generate.max_words', both >= 1")
     if config.baseline.negatives not in BASELINE_NEGATIVES:
         raise RKDError(
             f"config key 'baseline.negatives' must be one of {BASELINE_NEGATIVES}, "

@@ -4,18 +4,29 @@ Each stage writes ``<output_dir>/<stage>/`` with a ``manifest.json`` and is skip
 with the same inputs and settings finished it (see ``retrieval_kd.pipeline.stages``):
 
 =====================  =================================================================
-candidates-train        BM25 top ``train_depth`` for the training queries (``run.trec``)
-candidates-eval         BM25 top ``eval_depth`` for the evaluation queries (``run.trec``)
-teacher-train           the teacher's scores of the training candidates (``store/``)
+generate                (``data.train_queries: generate``) queries generated from a sample of
+                        the corpus, cleaned and de-duplicated: a query set (``queries.jsonl``,
+                        ``sources.tsv``, synthetic ``qrels/train.tsv``: source doc = positive)
+candidates-train        ``candidates.sources`` top ``train_depth`` for the training queries
+                        (BM25, dense, run files; fused), ``run.trec``
+candidates-eval         ``candidates.eval_sources`` top ``eval_depth`` for the evaluation queries
+teacher-train           the teacher's scores of the training candidates (``store/``); with
+                        generated queries each query's source document is scored too
 teacher-eval            the teacher re-ranking the evaluation candidates (``store/``, ``run.trec``)
+filter                  (generated queries) round-trip / teacher-floor filters: the query set
+                        the students train on (``train``, and ``teacher-free`` for the baseline)
 student-untrained       the student before training (``model/``)
 train-distilled         the student trained from the teacher's scores (``model/``)
 run-scores-train        the training candidates under their own run scores (``store/``)
 train-baseline          the same student, same queries and candidates, no teacher (InfoNCE;
-                        negatives in the candidate run's order, ``baseline.negatives``)
+                        negatives in the candidate run's order, ``baseline.negatives``); on
+                        generated queries this is the QGen baseline (source doc = positive)
 retrieve-<student>      FAISS index of the corpus and its top-k run for each student
 report                  ``report.md`` + PNGs: metrics, significance, agreement, curves, cost
 =====================  =================================================================
+
+With generated queries no split's queries or qrels are read for training; ``eval_split`` is
+used by the report only.
 """
 
 from __future__ import annotations
@@ -36,7 +47,9 @@ from retrieval_kd.pipeline.teacher_choice import choose_teacher
 logger = logging.getLogger(__name__)
 
 STUDENTS = ("untrained", "distilled", "baseline")
+QUERY_SET = "queries"  # the query-set folder inside the generate and filter stages
 UNTIL = {  # --until <name> runs every stage up to and including these
+    "generate": "generate",
     "candidates": "candidates-eval",
     "score": "teacher-eval",
     "train": "train-baseline",
@@ -68,19 +81,35 @@ class DistillRun:
         self.root = Path(config.output_dir)
         self.echo = echo
         data = config.data
-        self.train_data = load_dataset(data.collection, data.train_split)
         self.eval_data = load_dataset(data.collection, data.eval_split)
+        self._train_split = (
+            None if config.generates else load_dataset(data.collection, data.train_split)
+        )
+        self._query_sets: dict[tuple[str, str], Any] = {}
         self.problems: list[str] = []  # what a dry run could not resolve on this machine
+        from retrieval_kd.candidates import parse_sources
         from retrieval_kd.models import resolve_model
+
+        def check(what: str, action: Callable[[], Any]) -> Any:
+            try:
+                return action()
+            except RKDError as err:
+                if not dry_run:
+                    raise
+                self.problems.append(f"{what}: {str(err).splitlines()[0]}")
+                return None
 
         student = config.train["student"]["model"]
         self.student_label = student
-        try:
-            self.student_label += f" ({resolve_model(student).source})"
-        except RKDError as err:
-            if not dry_run:
-                raise
-            self.problems.append(f"student {student}: {str(err).splitlines()[0]}")
+        resolved = check(f"student {student}", lambda: resolve_model(student))
+        if resolved is not None:
+            self.student_label += f" ({resolved.source})"
+        for key in ("sources", "eval_sources"):  # a dense model that cannot be resolved, a run
+            check(f"candidates.{key}", lambda k=key: parse_sources(getattr(config.candidates, k)))
+        if config.generates:
+            check("generate", self._check_generation)
+            if not dry_run and len(self.corpus) == 0:
+                raise RKDError(f"the corpus of {data.collection!r} is empty")
         try:
             self.teacher_spec, self.teacher_skipped = choose_teacher(
                 config.teacher.model, list(config.teacher.fallbacks), teacher
@@ -92,6 +121,26 @@ class DistillRun:
             self.problems.append(str(err).splitlines()[0])
         self._teacher = None
 
+    def _check_generation(self) -> None:
+        """The generator's template (and few-shot examples) parse and its model resolves,
+        without loading it: a typo fails in seconds, not after sampling the corpus."""
+        from retrieval_kd.generation import build_template
+        from retrieval_kd.models import resolve_model
+
+        g = self.config.generate
+        head, _, tail = g.generator.partition(":")
+        if head == "span":
+            from retrieval_kd.generation import SpanQueryGenerator
+
+            SpanQueryGenerator(tail or "sentence", **g.options)
+            return
+        build_template(g.kind, g.template, g.examples)
+        model = tail if head == "llm" else g.generator
+        if not model:
+            raise RKDError("config key 'generate.generator': llm: needs a model")
+        if not str(model).lower().endswith(".gguf"):
+            resolve_model(model)
+
     # -- inputs ---------------------------------------------------------------------------------
     @cached_property
     def corpus_fp(self) -> str:
@@ -100,9 +149,27 @@ class DistillRun:
         if name.startswith("irds:"):
             return name
         from retrieval_kd.data.corpus import content_id
-        from retrieval_kd.data.sources import resolve_folder
+        from retrieval_kd.data.sources import corpus_source, resolve_folder
 
-        return content_id(resolve_folder(name) / "corpus.jsonl")
+        source = corpus_source(resolve_folder(name))
+        return source if source.startswith("irds:") else content_id(Path(source))
+
+    @property
+    def corpus(self):
+        """The collection's documents (training and evaluation share them)."""
+        return self.eval_data.corpus
+
+    def query_set(self, stage: str, split: str = "train"):
+        """The dataset of a query-set stage's folder (``generate`` or ``filter``), once built."""
+        key = (stage, split)
+        if key not in self._query_sets:
+            self._query_sets[key] = load_dataset(str(self.root / stage / QUERY_SET), split)
+        return self._query_sets[key]
+
+    @property
+    def train_data(self):
+        """The training queries: the split's, or the generated ones (after ``generate`` ran)."""
+        return self.query_set("generate") if self.config.generates else self._train_split
 
     def _queries(self, dataset, limit: int | None) -> dict[str, str]:
         queries = dataset.queries
@@ -114,7 +181,7 @@ class DistillRun:
         if self._teacher is None:
             from teachers import build_teacher
 
-            self._teacher = build_teacher(self.teacher_spec, candidates)
+            self._teacher = build_teacher(self.teacher_spec, candidates, corpus=self.corpus)
         elif hasattr(self._teacher, "members"):  # ensembles with a ``run`` member
             from teachers import RunScoreTeacher
 
@@ -144,33 +211,63 @@ class DistillRun:
             return stage
 
         data = {"collection": c.data.collection, "corpus": self.corpus_fp}
-        for part, dataset, depth, limit in (
-            ("train", self.train_data, c.candidates.train_depth, c.data.max_train_queries),
-            ("eval", self.eval_data, c.candidates.eval_depth, c.data.max_eval_queries),
-        ):
+        if c.generates:
+            g = c.generate
             add(
-                f"candidates-{part}",
-                {
-                    **data,
-                    "split": dataset.split,
-                    "depth": depth,
-                    "max_queries": limit,
-                    "source": c.candidates.source,
-                },
-                self._candidates_work(dataset, depth, limit),
-                f"{c.candidates.source} top-{depth} for {dataset.label}"
-                + (f" (first {limit} queries)" if limit else ""),
+                "generate",
+                {**data, "generate": vars(g)},
+                self._generate_work(),
+                f"{g.generator} writes {g.per_doc} quer{'y' if g.per_doc == 1 else 'ies'} per "
+                "sampled document",
                 [],
             )
-        for part, dataset in (("train", self.train_data), ("eval", self.eval_data)):
+        cand = c.candidates
+        for part, depth, limit, sources in (
+            ("train", cand.train_depth, c.data.max_train_queries, cand.sources),
+            ("eval", cand.eval_depth, c.data.max_eval_queries, cand.eval_sources),
+        ):
+            generated = part == "train" and c.generates
+            split = "generated" if generated else getattr(c.data, f"{part}_split")
+            settings = {**data, "split": split, "depth": depth, "max_queries": limit}
+            if list(sources) == ["bm25"]:
+                settings["source"] = "bm25"  # the fingerprint of a BM25-only stage, unchanged
+            else:
+                settings.update(sources=list(sources), fusion=c.candidates.fusion)
+            add(
+                f"candidates-{part}",
+                settings,
+                self._candidates_work(part, depth, limit, list(sources)),
+                f"{' + '.join(sources)}"
+                + (f" ({c.candidates.fusion})" if len(sources) > 1 else "")
+                + f" top-{depth} for {'generated queries' if generated else split} queries"
+                + (f" (first {limit})" if limit else ""),
+                ["generate"] if generated else [],
+            )
+        for part in ("train", "eval"):
             if part == "eval" and not c.teacher.score_eval:
                 continue
+            settings = {"teacher": self.teacher_spec}
+            if part == "train" and c.generates:
+                settings["score_sources"] = True
             add(
                 f"teacher-{part}",
-                {"teacher": self.teacher_spec},
-                self._teacher_work(dataset, f"candidates-{part}"),
+                settings,
+                self._teacher_work(part),
                 f"teacher {self.teacher_spec} scores candidates-{part}",
                 [f"candidates-{part}"],
+            )
+        if c.generates:
+            add(
+                "filter",
+                {"filters": vars(c.filters)},
+                self._filter_work(),
+                "round-trip / teacher-floor filters on the generated queries"
+                + (
+                    ""
+                    if c.filters.round_trip_k or c.filters.teacher_floor is not None
+                    else " (none)"
+                ),
+                ["teacher-train", "candidates-train", "generate"],
             )
         add(
             "student-untrained",
@@ -194,12 +291,18 @@ class DistillRun:
             trainings.append(("baseline", c.baseline.loss, store))
         recipe = {k: v for k, v in c.train.items() if k != "loss"}  # each training's own loss
         for name, loss, store in trainings:
+            split = None
+            if c.generates:
+                from retrieval_kd.generation.filters import TEACHER_FREE_SPLIT
+
+                split = TEACHER_FREE_SPLIT if name == "baseline" else "train"
             add(
                 f"train-{name}",
                 {"train": recipe, "loss": loss, "max_train_queries": c.data.max_train_queries},
-                self._train_work(loss, store),
-                f"train the student with {loss} on groups from {store}",
-                [store],
+                self._train_work(loss, store, split),
+                f"train the student with {loss} on groups from {store}"
+                + (f" (generated queries, split {split})" if split else ""),
+                [store, *(["filter"] if c.generates else [])],
             )
         for name in [n for n in STUDENTS if f"train-{n}" in fps or n == "untrained"]:
             source = "student-untrained" if name == "untrained" else f"train-{name}"
@@ -229,39 +332,105 @@ class DistillRun:
         )
         return stages
 
-    def _candidates_work(self, dataset, depth: int, limit: int | None):
+    def _generate_work(self):
         def work(folder: Path) -> dict[str, Any]:
-            queries = self._queries(dataset, limit)
-            if self.config.candidates.source == "bm25":
-                from retrieval_kd.candidates import bm25_candidates
+            from retrieval_kd.generation import QueryFilter, build_generator, generate_queries
 
-                run, cost = bm25_candidates(dataset.corpus, queries, k=depth)
-            else:
-                from retrieval_kd.data import truncate_run
-
-                run = truncate_run(
-                    read_run(
-                        self.config.candidates.source, known_queries=dataset.load_all_queries()
-                    ),
-                    depth,
-                )
-                run = {q: docs for q, docs in run.items() if q in queries}
-                cost = {}
-            write_run(run, folder / "run.trec", tag="candidates", depth=depth)
+            g = self.config.generate
+            generator = build_generator(
+                g.generator,
+                kind=g.kind,
+                template_file=g.template,
+                examples_file=g.examples,
+                seed=g.seed,
+                **g.options,
+            )
+            manifest = generate_queries(
+                self.corpus,
+                generator,
+                folder / QUERY_SET,
+                corpus_ref={"data": self.config.data.collection},
+                per_doc=g.per_doc,
+                docs=g.docs,
+                queries=g.queries,
+                seed=g.seed,
+                docs_per_shard=g.docs_per_shard,
+                query_filter=QueryFilter(g.min_words, g.max_words),
+            )
+            if manifest is None:
+                raise RKDError("other processes are still generating: run the stage again")
+            cost = manifest["cost"]
+            self.echo(
+                f"  generated {manifest['counts']['kept']} queries from "
+                f"{manifest['counts']['documents']} documents ({cost['docs_per_s']} docs/s)"
+            )
             return {
-                "run": "run.trec",
-                "queries": len(run),
-                "pairs": sum(len(d) for d in run.values()),
-                **cost,
+                "query_set": QUERY_SET,
+                "counts": manifest["counts"],
+                "docs_per_s": cost["docs_per_s"],
+                "generator": manifest["generator"],
             }
 
         return work
 
-    def _teacher_work(self, dataset, candidates_stage: str):
+    def _candidates_work(self, part: str, depth: int, limit: int | None, sources: list[str]):
         def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.candidates import parse_sources, retrieve_candidates
+
+            dataset = self.train_data if part == "train" else self.eval_data
+            queries = self._queries(dataset, limit)
+            run, records = retrieve_candidates(
+                parse_sources(sources),
+                dataset.corpus,
+                queries,
+                depth,
+                fusion=self.config.candidates.fusion,
+                known_queries=dataset.load_all_queries(),
+                batch_size=self.config.index.batch_size,
+            )
+            fused = len(sources) > 1 and self.config.candidates.fusion == "union"
+            write_run(run, folder / "run.trec", tag="candidates", depth=None if fused else depth)
+            return {
+                "run": "run.trec",
+                "queries": len(run),
+                "pairs": sum(len(d) for d in run.values()),
+                "sources": records,
+                **(records["bm25"] if list(records) == ["bm25"] else {}),
+            }
+
+        return work
+
+    def _filter_work(self):
+        def work(folder: Path) -> dict[str, Any]:
+            from retrieval_kd.generation.filters import filter_query_set
+            from retrieval_kd.store import ScoreStore
+
+            f = self.config.filters
+            manifest = filter_query_set(
+                self.root / "generate" / QUERY_SET,
+                folder / QUERY_SET,
+                ScoreStore(self.root / "teacher-train" / "store"),
+                read_run(self.root / "candidates-train" / "run.trec"),
+                round_trip=f.round_trip,
+                round_trip_k=f.round_trip_k,
+                teacher_floor=f.teacher_floor,
+            )
+            return {"query_set": QUERY_SET, "counts": manifest["counts"]}
+
+        return work
+
+    def _teacher_work(self, part: str):
+        def work(folder: Path) -> dict[str, Any]:
+            dataset = self.train_data if part == "train" else self.eval_data
+            candidates_stage = f"candidates-{part}"
             candidates = read_run(self.root / candidates_stage / "run.trec")
             store = _score_into(
-                self.teacher(candidates), dataset, candidates, candidates_stage, folder
+                self.teacher(candidates),
+                dataset,
+                candidates,
+                candidates_stage,
+                folder,
+                add_positives=part == "train" and self.config.generates,
             )
             write_run(store.to_run(), folder / "run.trec", tag="teacher")
             manifest = store.manifest or {}
@@ -295,16 +464,29 @@ class DistillRun:
 
             candidates = read_run(self.root / "candidates-train" / "run.trec")
             teacher = RunScoreTeacher(candidates, name="candidates")
-            store = _score_into(teacher, self.train_data, candidates, "candidates-train", folder)
+            store = _score_into(
+                teacher,
+                self.train_data,
+                candidates,
+                "candidates-train",
+                folder,
+                add_positives=self.config.generates,
+            )
             return {"store": "store", "pairs": store.num_pairs}
 
         return work
 
-    def _train_work(self, loss, store_stage: str):
+    def _train_work(self, loss, store_stage: str, split: str | None):
         def work(folder: Path) -> dict[str, Any]:
             from retrieval_kd.training import train
 
-            config = self.config.train_config(folder, self.root / store_stage / "store", loss=loss)
+            config = self.config.train_config(
+                folder,
+                self.root / store_stage / "store",
+                loss=loss,
+                collection=str(self.root / "filter" / QUERY_SET) if split else None,
+                split=split,
+            )
             if any(folder.glob("checkpoint-*")):
                 config.training.resume_from_checkpoint = True  # a killed run resumes
             result = train(config)
@@ -452,8 +634,17 @@ def _student_scores(
     return out
 
 
-def _score_into(teacher: Any, dataset: Any, candidates: dict, source: str, folder: Path) -> Any:
-    """Score every candidate of ``candidates`` (stage ``source``) into ``folder/store``."""
+def _score_into(
+    teacher: Any,
+    dataset: Any,
+    candidates: dict,
+    source: str,
+    folder: Path,
+    add_positives: bool = False,
+) -> Any:
+    """Score every candidate of ``candidates`` (stage ``source``) into ``folder/store``;
+    ``add_positives`` also scores each query's judged positives outside its candidates (a
+    generated query's source document)."""
     from retrieval_kd.store import score_candidates
 
     return score_candidates(
@@ -464,6 +655,7 @@ def _score_into(teacher: Any, dataset: Any, candidates: dict, source: str, folde
         folder / "store",
         depth=max(len(d) for d in candidates.values()),
         qrels=dataset.qrels,
+        add_qrels_positives=add_positives,
         queries_per_shard=50,
         candidate_source={"name": source},
     )

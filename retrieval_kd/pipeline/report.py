@@ -21,6 +21,29 @@ ROWS = (  # (label, stage, note)
     ("student (distilled)", "retrieve-distilled", "full-corpus dense retrieval"),
     ("baseline (InfoNCE, no teacher)", "retrieve-baseline", "full-corpus dense retrieval"),
 )
+GENERATED_LABELS = {  # the same rows when the training queries are generated
+    "student (untrained)": "student (zero-shot)",
+    "baseline (InfoNCE, no teacher)": "QGen (InfoNCE on generated queries, no teacher)",
+}
+
+
+def row_labels(config: Any) -> list[tuple[str, str, str]]:
+    """The report's rows for this config: candidates named by their sources, generated-query
+    runs labelled as such."""
+    sources = list(config.candidates.eval_sources)
+    first = "BM25" if sources == ["bm25"] else "candidates (" + " + ".join(sources) + ")"
+    rows = []
+    for label, stage, note in ROWS:
+        if stage == "candidates-eval":
+            label = first
+        elif stage == "teacher-eval":
+            note = f"re-ranks the {first} candidates" if first != "BM25" else note
+        if config.generates:
+            label = GENERATED_LABELS.get(label, label)
+        rows.append((label, stage, note))
+    return rows
+
+
 THROUGHPUT_KEYS = ("pairs_per_s", "examples_per_s", "docs_per_s", "queries_per_s")
 
 
@@ -39,7 +62,8 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
     eval_queries = set(pipeline._queries(pipeline.eval_data, config.data.max_eval_queries))
     qrels = {q: docs for q, docs in pipeline.eval_data.qrels.items() if q in eval_queries}
     runs, notes = {}, {}
-    for label, stage, note in ROWS:
+    rows = row_labels(config)
+    for label, stage, note in rows:
         path = root / stage / "run.trec"
         if path.is_file():
             runs[label] = read_run(path)
@@ -50,7 +74,8 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
                     f"dense retrieval from the candidate pool only ({docs} docs: the "
                     "evaluation candidates + judged docs), not the full corpus"
                 )
-    baseline_row = "student (untrained)" if "student (untrained)" in runs else next(iter(runs))
+    untrained = rows[2][0]
+    baseline_row = untrained if untrained in runs else next(iter(runs))
     comparison = compare_runs(
         runs,
         qrels,
@@ -84,6 +109,8 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
         "",
     ]
     lines += [f"- {label}: {note}" for label, note in notes.items()]
+    if config.generates:
+        lines += generated_section(pipeline)
 
     agreements = {}
     teacher_run = root / "teacher-eval" / "run.trec"
@@ -198,6 +225,57 @@ def _plot_training(root: Path, folder: Path) -> list[Path]:
     plt.close(fig)
     out.append(folder / "dev.png")
     return out
+
+
+def generated_section(pipeline: Any) -> list[str]:
+    """Report lines on the generated training queries: generator, what each filter dropped,
+    length and duplicate statistics, the source's rank under the teacher, ten examples."""
+    root = pipeline.root
+    if not (root / "generate" / "queries" / "manifest.json").is_file():
+        return []
+    generated = read_manifest(root / "generate" / "queries")
+    counts, words = generated["counts"], generated["query_words"]
+    g = generated["generator"]
+    name = g.get("hub_id") or g.get("spec") or g.get("span_kind") or g.get("kind")
+    lines = [
+        "",
+        "## Generated training queries",
+        "",
+        f"- generator: `{g.get('kind')}` {name}"
+        + (f", template kind `{g.get('template_kind')}`" if g.get("template_kind") else "")
+        + (f", {g.get('dtype')}" if g.get("dtype") else "")
+        + f"; {generated['cost'].get('docs_per_s')} documents/s",
+        f"- {counts['documents']} sampled documents, {counts['raw']} raw outputs; dropped: "
+        + ", ".join(f"{k} {counts[k]}" for k in ("empty", "meta", "too_short", "too_long"))
+        + f", duplicates {counts['duplicate']}; kept {counts['kept']}",
+        f"- query length (words): mean {words['mean']}, median {words['median']}, "
+        f"min {words['min']}, max {words['max']}",
+    ]
+    if (root / "filter" / "queries" / "manifest.json").is_file():
+        filtered = read_manifest(root / "filter" / "queries")
+        c, ranks = filtered["counts"], filtered["teacher_rank_of_source"]
+        f = filtered["settings"]
+        lines += [
+            f"- filters (round trip: {f['round_trip']} top-{f['round_trip_k']}, teacher floor "
+            f"{f['teacher_floor']}): round trip dropped {c['dropped_round_trip']}, teacher floor "
+            f"dropped {c['dropped_teacher_floor']}; the distilled student trains on "
+            f"{c['kept']} queries, the QGen baseline on {c['kept_teacher-free']}",
+            f"- the teacher ranks the source document first for {ranks['first']} of "
+            f"{ranks['scored']} generated queries (top 3: {ranks['top3']}, top 10: "
+            f"{ranks['top10']})",
+        ]
+    examples = generated.get("examples") or []
+    if examples:
+        titles, bodies = pipeline.corpus.fields([e["doc_id"] for e in examples])
+        lines += [
+            "",
+            "| generated query | source document (title, or start of text) |",
+            "|---|---|",
+        ]
+        for e, title, body in zip(examples, titles, bodies, strict=True):
+            shown = (title or body[:100]).replace("|", "/").replace("\n", " ")
+            lines.append(f"| {e['query'].replace('|', '/')} | {shown} |")
+    return lines
 
 
 def _one_point_per_step(outputs: dict[str, Any]) -> list[tuple[int, float]]:

@@ -129,11 +129,15 @@ class BaselineSection:
     ``negatives`` says whose order picks each group's negatives: ``"candidates"`` (default) the
     candidate run's own scores (BM25's), so the baseline uses nothing from the teacher;
     ``"teacher"`` the teacher's, which lends the baseline the teacher's hard-negative mining.
+    ``groups`` overrides keys of the ``groups`` section for the baseline only (e.g.
+    ``{false_negatives: null}``); a false-negative rule reads teacher scores, so it needs
+    ``negatives: teacher``.
     """
 
     enabled: bool = True
     loss: dict = field(default_factory=lambda: {"info_nce": {"weight": 1.0, "temperature": 0.05}})
     negatives: str = "candidates"
+    groups: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -193,10 +197,14 @@ class DistillConfig:
         loss: Mapping[str, Any] | None = None,
         collection: str | None = None,
         split: str | None = None,
+        groups: Mapping[str, Any] | None = None,
     ) -> TrainConfig:
         """The ``rkd train`` config of one training stage (validated); ``collection`` /
-        ``split`` default to the data section's (a generated query set overrides them)."""
+        ``split`` default to the data section's (a generated query set overrides them);
+        ``groups`` overrides keys of the groups section (the baseline's ``baseline.groups``)."""
         raw = copy.deepcopy(self.train)
+        if groups:
+            raw["groups"] = {**raw.get("groups", {}), **groups}
         raw["data"] = {
             "collection": collection or self.data.collection,
             "split": split or self.data.train_split,
@@ -271,11 +279,18 @@ def distill_config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> Dis
     )
     config.train_config(Path(config.output_dir) / "check", Path(config.output_dir) / "check")
     if config.baseline.enabled:
-        config.train_config(
+        baseline = config.train_config(
             Path(config.output_dir) / "check",
             Path(config.output_dir) / "check",
             loss=config.baseline.loss,
+            groups=config.baseline.groups,
         )
+        if baseline.groups.false_negatives is not None and config.baseline.negatives != "teacher":
+            raise RKDError(
+                "groups.false_negatives reads teacher scores, but the baseline's groups come from "
+                "the candidate run's scores (baseline.negatives: candidates): set "
+                "baseline.groups: {false_negatives: null}, or baseline.negatives: teacher"
+            )
     _check(config)
     return config
 

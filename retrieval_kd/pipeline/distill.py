@@ -296,10 +296,18 @@ class DistillRun:
                 from retrieval_kd.generation.filters import TEACHER_FREE_SPLIT
 
                 split = TEACHER_FREE_SPLIT if name == "baseline" else "train"
+            groups = c.baseline.groups if name == "baseline" else {}
+            settings = {
+                "train": recipe,
+                "loss": loss,
+                "max_train_queries": c.data.max_train_queries,
+            }
+            if groups:
+                settings["groups"] = groups
             add(
                 f"train-{name}",
-                {"train": recipe, "loss": loss, "max_train_queries": c.data.max_train_queries},
-                self._train_work(loss, store, split),
+                settings,
+                self._train_work(loss, store, split, groups),
                 f"train the student with {loss} on groups from {store}"
                 + (f" (generated queries, split {split})" if split else ""),
                 [store, *(["filter"] if c.generates else [])],
@@ -476,7 +484,7 @@ class DistillRun:
 
         return work
 
-    def _train_work(self, loss, store_stage: str, split: str | None):
+    def _train_work(self, loss, store_stage: str, split: str | None, groups: dict):
         def work(folder: Path) -> dict[str, Any]:
             from retrieval_kd.training import train
 
@@ -486,6 +494,7 @@ class DistillRun:
                 loss=loss,
                 collection=str(self.root / "filter" / QUERY_SET) if split else None,
                 split=split,
+                groups=groups,
             )
             if any(folder.glob("checkpoint-*")):
                 config.training.resume_from_checkpoint = True  # a killed run resumes

@@ -139,7 +139,12 @@ def _prepare(config: TrainConfig) -> dict[str, Any]:
         rng = np.random.default_rng(config.training.seed)
         ids = sorted(ids[i] for i in rng.choice(len(ids), size=d.max_queries, replace=False))
     sampler = GroupSampler(
-        g.size, g.strategy, g.depth, g.mixed_top, config.training.seed if g.seed is None else g.seed
+        g.size,
+        g.strategy,
+        g.depth,
+        g.mixed_top,
+        config.training.seed if g.seed is None else g.seed,
+        g.false_negative_rule(),
     )
     groups = GroupDataset(
         store,
@@ -239,6 +244,7 @@ def train(
         "loss_curve": outcome["curves"]["train"],
         "train_queries": len(prepared["groups"]),
         "skipped_queries": prepared["groups"].skipped,
+        "false_negatives": prepared["groups"].false_negative_counts(),
         "examples_per_s": outcome["examples_per_s"],
         "world_size": outcome["world_size"],
     }

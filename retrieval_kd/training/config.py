@@ -73,6 +73,16 @@ class GroupConfig:
     seed: int | None = None
     short_queries: str = "error"  # fewer than K stored candidates: "error" or "skip"
     trust_labels: float | None = None  # lift judged positives above the group's negatives by this
+    # suspected false negatives: {action: drop|mask|positive, absolute_margin, relative_margin}
+    false_negatives: dict | None = None
+
+    def false_negative_rule(self) -> Any:
+        """The :class:`~retrieval_kd.training.false_negatives.FalseNegativeRule`, or None."""
+        if self.false_negatives is None:
+            return None
+        from retrieval_kd.training.false_negatives import FalseNegativeRule
+
+        return FalseNegativeRule(**self.false_negatives)
 
 
 @dataclass
@@ -182,6 +192,14 @@ def _check(config: TrainConfig) -> None:
         "must be null or a margin >= 0 (teacher score units)",
     )
     need(g.depth >= g.size - 1, "groups.depth", f"must be >= groups.size - 1 = {g.size - 1}")
+    if g.false_negatives is not None:
+        keys = ("action", "absolute_margin", "relative_margin")
+        unknown = [k for k in g.false_negatives if k not in keys]
+        need(not unknown, "groups.false_negatives", f"unknown key(s) {unknown}; valid: {keys}")
+        try:
+            g.false_negative_rule()
+        except RKDError as err:
+            raise RKDError(f"config key 'groups.false_negatives': {err}") from None
     need(
         g.mixed_top is None or 0 <= g.mixed_top <= g.size - 1,
         "groups.mixed_top",

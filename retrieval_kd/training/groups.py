@@ -17,13 +17,18 @@ Labels are the qrels grades (0 below ``min_relevance`` or unjudged), so another 
 drawn among the others is a positive for the losses, not a negative; with ``positives="teacher"``
 labels are ``[1, 0, ..., 0]``.
 
+Suspected false negatives (unjudged candidates the teacher scores close to the group's positive,
+:mod:`retrieval_kd.training.false_negatives`) are dropped from the draw, masked out of the loss
+or relabelled positive, as the sampler's rule says; every group carries a ``mask`` ([K] bool,
+True = seen by the losses), and the dataset counts what the rule did in the first epoch.
+
 Everything that would stop training is checked when the dataset is built, each with one clear
 ``InputError``: store query ids without query text, store doc ids missing from the corpus, and
 queries with fewer stored candidates than K.
 
 Shapes (a collated batch of B groups):
     queries: B strings; passages / doc_ids: B lists of K; teacher_scores: [B, K] float32;
-    labels: [B, K] long.
+    labels: [B, K] long; mask: [B, K] bool.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from retrieval_kd.data.types import Qrels, Queries
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.store import ScoreStore
 from retrieval_kd.training.config import POSITIVES, SHORT_QUERIES, STRATEGIES
+from retrieval_kd.training.false_negatives import FalseNegativeRule
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,21 @@ class Candidates:
 
 
 @dataclass(frozen=True)
+class Draw:
+    """One drawn group: candidate indices (positive first), which of them the losses see, and
+    which are positives (the judged ones, plus suspects relabelled by a ``positive`` rule).
+
+    Shapes:
+        indices: K ints; mask / positive: [K] bool.
+    """
+
+    indices: list[int]
+    mask: np.ndarray
+    positive: np.ndarray
+    dropped: int = 0  # suspects kept out of the draw
+
+
+@dataclass(frozen=True)
 class GroupSampler:
     """Draws a group of ``size`` candidate indices, positive first (see the module docstring)."""
 
@@ -75,6 +96,7 @@ class GroupSampler:
     depth: int = 50
     mixed_top: int | None = None
     seed: int = 0
+    false_negatives: FalseNegativeRule | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -88,15 +110,32 @@ class GroupSampler:
 
     def sample(self, cand: Candidates, epoch: int) -> list[int]:
         """Indices into ``cand.doc_ids``: the positive, then K-1 others in teacher order."""
+        return self.draw(cand, epoch).indices
+
+    def draw(self, cand: Candidates, epoch: int) -> Draw:
+        """The group of ``cand`` in ``epoch``, with its mask and positives (module docstring)."""
         rng = self.rng(cand.query_id, epoch)
         positive = cand.positives[int(rng.integers(len(cand.positives)))]
-        pool = [i for i in range(len(cand.doc_ids)) if i != positive][: self.depth]
+        judged = cand.grades > 0
+        suspect = np.zeros(len(cand.doc_ids), dtype=bool)
+        rule = self.false_negatives
+        if rule is not None:
+            suspect = rule.suspects(cand.scores, positive, judged)
         others = self.size - 1
-        if len(pool) < others:
+        candidates = [i for i in range(len(cand.doc_ids)) if i != positive]
+        if len(candidates) < others:
             raise InputError(
-                f"query {cand.query_id!r} has {len(pool) + 1} stored candidates, fewer than the "
-                f"group size {self.size}"
+                f"query {cand.query_id!r} has {len(candidates) + 1} stored candidates, fewer than "
+                f"the group size {self.size}"
             )
+        dropped = 0
+        if rule is not None and rule.action == "drop":
+            kept = [i for i in candidates if not suspect[i]]
+            # too few left: fill up with the least suspect ones (masked below)
+            filler = [i for i in candidates if suspect[i]][::-1][: max(0, others - len(kept))]
+            dropped = int(suspect[candidates[: self.depth]].sum()) - len(filler)
+            candidates = sorted(kept + filler)
+        pool = candidates[: self.depth]
         if self.strategy == "top":
             chosen = pool[:others]
         else:
@@ -106,7 +145,15 @@ class GroupSampler:
             rest = pool[hardest:]
             drawn = rng.choice(len(rest), size=others - hardest, replace=False)
             chosen = pool[:hardest] + [rest[int(i)] for i in drawn]
-        return [positive, *sorted(chosen)]
+        indices = [positive, *sorted(chosen)]
+        picked = suspect[indices]
+        mask = np.ones(len(indices), dtype=bool)
+        is_positive = judged[indices].copy()
+        if rule is not None and rule.action == "positive":
+            is_positive |= picked
+        elif rule is not None:
+            mask &= ~picked
+        return Draw(indices, mask, is_positive, dropped)
 
 
 class GroupDataset(torch.utils.data.Dataset):
@@ -200,6 +247,10 @@ class GroupDataset(torch.utils.data.Dataset):
                 self.skipped["no_scored_positive"] += 1
                 continue
             self.items.append(Candidates(qid, list(row.doc_ids), row.scores, grades, eligible))
+        if sampler.false_negatives is not None and self.items:
+            sampler.false_negatives.check_scores(
+                np.concatenate([c.scores[c.positives] for c in self.items]), store.folder
+            )
         docs = sorted(all_docs)
         found = corpus.rows_of(docs, missing="skip").size if docs else 0
         if found != len(docs):
@@ -244,10 +295,11 @@ class GroupDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         cand = self.items[index]
-        picks = self.sampler.sample(cand, self.epoch)
+        drawn = self.sampler.draw(cand, self.epoch)
+        picks = drawn.indices
         doc_ids = [cand.doc_ids[i] for i in picks]
         scores = cand.scores[picks].astype(np.float32)
-        labels = cand.grades[picks]
+        labels = np.where(drawn.positive, np.maximum(cand.grades[picks], 1), 0)
         if self.trust_labels is not None:
             scores = lift_positives(scores, labels, self.trust_labels)
         return {
@@ -257,6 +309,33 @@ class GroupDataset(torch.utils.data.Dataset):
             "passages": self.corpus.texts(doc_ids),
             "teacher_scores": scores,
             "labels": labels,
+            "mask": drawn.mask,
+        }
+
+    def false_negative_counts(self, epoch: int = 0) -> dict[str, Any] | None:
+        """What the sampler's false-negative rule does in ``epoch`` (None without a rule):
+        suspects dropped from the draws, masked, relabelled positive, and queries touched."""
+        rule = self.sampler.false_negatives
+        if rule is None:
+            return None
+        dropped = masked = relabelled = touched = 0
+        for cand in self.items:
+            drawn = self.sampler.draw(cand, epoch)
+            judged = cand.grades[drawn.indices] > 0
+            hidden = int((~drawn.mask).sum())
+            extra = int((drawn.positive & ~judged).sum())
+            dropped += drawn.dropped
+            masked += hidden
+            relabelled += extra
+            touched += bool(drawn.dropped or hidden or extra)
+        return {
+            **rule.to_dict(),
+            "epoch": epoch,
+            "queries": len(self.items),
+            "queries_touched": touched,
+            "dropped": dropped,
+            "masked": masked,
+            "relabelled_positive": relabelled,
         }
 
 
@@ -284,9 +363,9 @@ def collate_groups(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack dataset items into a batch (texts stay lists; scores and labels become tensors).
 
     Shapes:
-        returns teacher_scores [B, K] float32 and labels [B, K] long.
+        returns teacher_scores [B, K] float32, labels [B, K] long and mask [B, K] bool.
     """
-    return {
+    out = {
         "query_ids": [item["query_id"] for item in items],
         "queries": [item["query"] for item in items],
         "doc_ids": [item["doc_ids"] for item in items],
@@ -294,3 +373,6 @@ def collate_groups(items: list[dict[str, Any]]) -> dict[str, Any]:
         "teacher_scores": torch.from_numpy(np.stack([item["teacher_scores"] for item in items])),
         "labels": torch.from_numpy(np.stack([item["labels"] for item in items])).long(),
     }
+    if all("mask" in item for item in items):
+        out["mask"] = torch.from_numpy(np.stack([item["mask"] for item in items]))
+    return out

@@ -83,16 +83,18 @@ def group_block(scores_all: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 def in_batch_targets(
-    doc_ids: list[list[str]], labels: torch.Tensor
+    doc_ids: list[list[str]], labels: torch.Tensor, group_mask: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels and mask of every query against every passage of the batch.
 
-    A query's own group keeps its labels; other queries' passages are negatives (label 0),
-    except those whose doc id is also in the query's own group (masked out: a duplicate must not
-    be a negative of itself, nor a positive counted twice).
+    A query's own group keeps its labels (and its ``group_mask``: a masked suspected false
+    negative stays out of its own query's row); other queries' passages are negatives (label
+    0), except those whose doc id is also in the query's own group (masked out: a duplicate must
+    not be a negative of itself, nor a positive counted twice).
 
     Shapes:
-        doc_ids: B lists of K; labels: [B, K] -> labels [B, B * K], mask [B, B * K] bool.
+        doc_ids: B lists of K; labels: [B, K]; group_mask: [B, K] bool or None
+        -> labels [B, B * K], mask [B, B * K] bool.
     """
     batch, k = labels.shape
     flat = [d for group in doc_ids for d in group]
@@ -104,6 +106,8 @@ def in_batch_targets(
             if j // k != b and doc in own:
                 mask[b, j] = False
         out_labels[b, b * k : (b + 1) * k] = labels[b]
+        if group_mask is not None:
+            mask[b, b * k : (b + 1) * k] = group_mask[b].to(mask.device)
     return out_labels, mask
 
 
@@ -160,15 +164,17 @@ class DistillTrainer(Trainer):
         """
         teacher = inputs["teacher_scores"].to(group_scores.device)
         labels = inputs["labels"].to(group_scores.device)
+        mask = inputs.get("mask")
+        mask = None if mask is None else mask.to(group_scores.device)
         out: dict[str, torch.Tensor] = {}
         total = group_scores.new_zeros((), dtype=torch.float32)
         if self.group_loss is not None:
-            terms = self.group_loss(group_scores, teacher, labels)
+            terms = self.group_loss(group_scores, teacher, labels, mask)
             total = total + terms.pop("loss")
             out.update(terms)
         if self.in_batch_loss is not None:
             assert all_scores is not None
-            ib_labels, ib_mask = in_batch_targets(inputs["doc_ids"], labels)
+            ib_labels, ib_mask = in_batch_targets(inputs["doc_ids"], labels, mask)
             terms = self.in_batch_loss(all_scores, None, ib_labels, ib_mask)
             total = total + terms.pop("loss")
             out.update(terms)

@@ -29,7 +29,8 @@ def test_help_lists_every_command() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["candidates", "score", "train", "index", "search", "evaluate", "distill"]
+    "command",
+    ["candidates", "score", "train", "index", "search", "evaluate", "distill", "generate-queries"],
 )
 def test_every_command_has_help(command: str) -> None:
     out = rkd(command, "--help")

@@ -302,3 +302,26 @@ def test_unresolvable_generator_and_bad_spec_fail_clearly() -> None:
         build_generator(" ")
     with pytest.raises(InputError, match="needs few-shot examples"):
         build_generator("llm:no-such-org/no-such-lm", kind="few-shot")  # before any model loads
+
+
+# -- the command line ------------------------------------------------------------------------
+def test_cli_generates_from_a_collection_or_a_corpus_file(corpus_folder: Path, tmp_path: Path):
+    from test_cli import rkd
+
+    out = tmp_path / "gen"
+    args = ["generate-queries", "--generator", "span:sentence", "--out", str(out)]
+    done = rkd("--quiet", *args, "--data", str(corpus_folder), "--docs", "4")
+    assert done.returncode == 0, done.stderr
+    assert "from 4 documents" in done.stdout and "documents/s" in done.stdout
+    assert load_dataset(str(out), "train").corpus.text("d0").startswith("Title 0")
+    from_file = tmp_path / "gen-file"
+    done = rkd("--quiet", *args[:-1], str(from_file), "--data", str(corpus_folder / "corpus.jsonl"))
+    assert done.returncode == 0, done.stderr
+    ref = json.loads((from_file / "corpus.ref.json").read_text())
+    assert ref == {"corpus_file": str((corpus_folder / "corpus.jsonl").resolve())}
+    bad = rkd("generate-queries", "--data", str(corpus_folder), "--out", str(tmp_path / "x"),
+              "--generator", "llm:no-such-org/no-such-lm")  # fmt: skip
+    assert bad.returncode == 2 and "no-such-lm" in bad.stderr and not (tmp_path / "x").exists()
+    bad = rkd("generate-queries", "--data", str(corpus_folder), "--out", str(tmp_path / "y"),
+              "--template", str(corpus_folder / "queries.jsonl"))  # fmt: skip
+    assert bad.returncode == 2 and "{passage}" in bad.stderr

@@ -1,7 +1,8 @@
 """The ``rkd`` command line: one command per arrow of the pipeline.
 
 ``candidates -> score -> train -> index -> search -> evaluate``, ``distill`` for the whole
-chain from one YAML file, and ``index-report`` for an ANN index's recall / speed trade-off.
+chain from one YAML file, ``generate-queries`` for a corpus that has no queries, and
+``index-report`` for an ANN index's recall / speed trade-off.
 Errors raised on purpose (``RKDError``) print one clear line and exit with status 2; nothing
 partial is written.
 """
@@ -16,6 +17,7 @@ import typer
 from retrieval_kd.cli.candidates import candidates
 from retrieval_kd.cli.distill import distill
 from retrieval_kd.cli.evaluate import evaluate
+from retrieval_kd.cli.generate import generate_queries
 from retrieval_kd.cli.index_report import index_report
 from retrieval_kd.cli.retrieve import index, search
 from retrieval_kd.cli.score import score
@@ -47,6 +49,10 @@ def _global_options(
 
 app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(candidates)
 app.command(help="Evaluate one or more TREC runs (ranx), with significance tests.")(evaluate)
+app.command(
+    name="generate-queries",
+    help="Queries for a corpus without any: LLM or span generation -> a query set.",
+)(generate_queries)
 app.command(help="Score candidates with a teacher into a resumable score store.")(score)
 app.command(help="Encode a corpus with a student into a FAISS index.")(index)
 app.command(help="Search a student's FAISS index -> TREC run.")(search)

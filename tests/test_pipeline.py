@@ -226,3 +226,32 @@ def test_auto_is_resolved_before_stage_fingerprints(toy_config: dict, monkeypatc
         for raw in (auto, fp32)
     ]
     assert plans[0] == plans[1]  # a run made with "fp32" counts as done for "auto" here
+
+
+def test_overrides_and_reusing_another_runs_stages(toy_config: dict, tmp_path: Path) -> None:
+    from retrieval_kd.pipeline.config import apply_overrides
+
+    path = write(toy_config, tmp_path / "toy.yaml")
+    first = load_distill_config(path)
+    DistillRun(first, echo=lambda line: None).run()
+    second = load_distill_config(
+        path, overrides=["training.seed=7", f"output_dir={tmp_path / 'seed7'}"]
+    )
+    assert second.train["training"]["seed"] == 7 and second.output_dir.endswith("seed7")
+    lines: list[str] = []
+    DistillRun(second, echo=lines.append).run(reuse=Path(first.output_dir))
+    reused = {line.split("]")[0][1:] for line in lines if "reused from" in line}
+    assert {"candidates-train", "teacher-train", "student-untrained"} <= reused
+    assert not {"train-distilled", "train-baseline", "report"} & reused
+    root = Path(second.output_dir)
+    assert (root / "teacher-train").is_symlink() and not (root / "train-distilled").is_symlink()
+    assert (root / "report" / "report.md").is_file()
+    # a stale linked stage is unlinked, never cleared in the run it came from
+    third = load_distill_config(path, overrides=[f"output_dir={root}", "candidates.train_depth=5"])
+    DistillRun(third, echo=lambda line: None).run(until="candidates")
+    assert (Path(first.output_dir) / "candidates-train" / "manifest.json").is_file()
+    assert not (root / "candidates-train").is_symlink()
+    with pytest.raises(RKDError, match="expected section.key=value"):
+        apply_overrides({}, ["training.seed"])
+    with pytest.raises(RKDError, match="unknown config key 'training.sed'"):
+        load_distill_config(path, overrides=["training.sed=1"])

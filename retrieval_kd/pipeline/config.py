@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from retrieval_kd.errors import RKDError
 from retrieval_kd.strict_config import read_yaml, strict_section
 from retrieval_kd.training.config import TrainConfig, config_from_dict
@@ -350,10 +352,38 @@ def _check(config: DistillConfig) -> None:
         )
 
 
-def load_distill_config(path: str | Path, quick: bool = False) -> DistillConfig:
-    """Read a distill YAML file strictly (see ``distill_config_from_dict``)."""
-    raw = read_yaml(path)
+def apply_overrides(raw: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``raw`` with ``section.key=value`` overrides applied (values parsed as YAML).
+
+    Example:
+        >>> apply_overrides({"training": {"seed": 42}}, ["training.seed=1", "output_dir=runs/x"])
+        {'training': {'seed': 1}, 'output_dir': 'runs/x'}
+
+    Raises:
+        RKDError: an override without ``=`` or with an empty key.
+    """
+    out = copy.deepcopy(dict(raw))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+            raise RKDError(f"--set {item!r}: expected section.key=value")
+        parts = key.strip().split(".")
+        target = out
+        for part in parts[:-1]:
+            if not isinstance(target.get(part, {}), Mapping):
+                raise RKDError(f"--set {item!r}: {part!r} is not a section")
+            target = target.setdefault(part, {})
+        target[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    return out
+
+
+def load_distill_config(
+    path: str | Path, quick: bool = False, overrides: list[str] | None = None
+) -> DistillConfig:
+    """Read a distill YAML file strictly (see ``distill_config_from_dict``); ``overrides``
+    (``section.key=value``) are applied first and validated like the file."""
+    raw = apply_overrides(read_yaml(path) or {}, overrides or [])
     try:
-        return distill_config_from_dict(raw or {}, quick=quick)
+        return distill_config_from_dict(raw, quick=quick)
     except RKDError as err:
         raise RKDError(f"{path}: {err}") from None

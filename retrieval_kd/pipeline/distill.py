@@ -41,7 +41,7 @@ from retrieval_kd.data import load_dataset, read_run, write_run
 from retrieval_kd.data.types import Run
 from retrieval_kd.errors import RKDError
 from retrieval_kd.pipeline.config import DistillConfig
-from retrieval_kd.pipeline.stages import Stage, run_stage, stage_state
+from retrieval_kd.pipeline.stages import Stage, reuse_stage, run_stage, stage_state
 from retrieval_kd.pipeline.teacher_choice import choose_teacher
 
 logger = logging.getLogger(__name__)
@@ -586,13 +586,21 @@ class DistillRun:
             raise RKDError(f"--until {until!r}: choose one of {', '.join([*UNTIL, *names])}")
         return stages[: names.index(last) + 1]
 
-    def run(self, until: str | None = None) -> dict[str, Any]:
-        """Run (or skip) every stage up to ``until``; returns the last stage's manifest."""
+    def run(self, until: str | None = None, reuse: Path | None = None) -> dict[str, Any]:
+        """Run (or skip) every stage up to ``until``; returns the last stage's manifest.
+
+        ``reuse``: another run folder whose finished stages of the same fingerprint are linked
+        in instead of run again (a second seed of a recipe reuses its generation, candidates and
+        teacher scores).
+        """
         manifest: dict[str, Any] = {}
         self.echo(f"teacher: {self.teacher_spec}")
         for reason in self.teacher_skipped:
             self.echo(f"  (skipped {reason})")
         for stage in self._selected(until):
+            if reuse is not None and reuse_stage(self.root, stage, reuse):
+                self.echo(f"[{stage.name}] reused from {reuse}")
+                continue
             state = stage_state(self.root, stage)
             self.echo(f"[{stage.name}] {'skip (done)' if state == 'done' else stage.describe}")
             manifest = run_stage(self.root, stage)

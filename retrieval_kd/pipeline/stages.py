@@ -61,6 +61,19 @@ def stage_state(root: Path, stage: Stage) -> str:
     return "partial"
 
 
+def reuse_stage(root: Path, stage: Stage, other: Path) -> bool:
+    """Link ``other/<stage>`` into ``root`` when it finished with this very fingerprint and
+    ``root`` has nothing of that stage yet (``rkd distill --reuse``: another seed's run shares
+    the generation, candidates and teacher scores of the first). Returns whether it linked."""
+    source = Path(other) / stage.name
+    if stage_state(root, stage) != "new" or stage_state(Path(other), stage) != "done":
+        return False
+    root.mkdir(parents=True, exist_ok=True)
+    (root / stage.name).symlink_to(source.resolve(), target_is_directory=True)
+    logger.info("%s: reused from %s", stage.name, source)
+    return True
+
+
 def run_stage(root: Path, stage: Stage) -> dict[str, Any]:
     """Run ``stage`` unless done; return its manifest."""
     folder = root / stage.name
@@ -70,7 +83,10 @@ def run_stage(root: Path, stage: Stage) -> dict[str, Any]:
         return read_manifest(folder)
     if state == "stale":
         logger.info("%s: settings changed, clearing %s", stage.name, folder)
-        shutil.rmtree(folder)
+        if folder.is_symlink():  # linked from another run by --reuse: unlink, keep the original
+            folder.unlink()
+        else:
+            shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _write_started(folder, stage.fingerprint)
     with measure() as cost:

@@ -255,3 +255,24 @@ def test_overrides_and_reusing_another_runs_stages(toy_config: dict, tmp_path: P
         apply_overrides({}, ["training.seed"])
     with pytest.raises(RKDError, match="unknown config key 'training.sed'"):
         load_distill_config(path, overrides=["training.sed=1"])
+
+
+def test_a_cross_encoder_student_reranks_and_colbert_is_refused(toy_config: dict, tmp_path):
+    from tiny_models import save_tiny_cross_encoder
+
+    config = copy.deepcopy(toy_config)
+    model = save_tiny_cross_encoder(tmp_path / "ce", seed=0)
+    config["student"] = {"kind": "cross-encoder", "model": str(model)}
+    config["baseline"] = {"loss": {"info_nce": {"weight": 1.0, "in_batch": True}}}
+    with pytest.raises(RKDError, match="drop in_batch"):
+        distill_config_from_dict(config)
+    config["baseline"] = {"loss": {"info_nce": 1.0}}
+    DistillRun(distill_config_from_dict(config), echo=lambda line: None).run()
+    root = Path(config["output_dir"])
+    manifest = json.loads((root / "retrieve-distilled" / "manifest.json").read_text())
+    assert manifest["outputs"]["reranked"] == "candidates-eval"
+    report = (root / "report" / "report.md").read_text()
+    assert "re-ranks candidates-eval" in report
+    config["student"] = {"kind": "colbert", "model": str(model)}
+    with pytest.raises(RKDError, match="does not index ColBERT students"):
+        distill_config_from_dict(config)

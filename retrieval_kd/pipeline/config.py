@@ -319,6 +319,13 @@ def _check(config: DistillConfig) -> None:
         )
     from retrieval_kd.candidates import FUSIONS
 
+    kind = config.train.get("student", {}).get("kind", "bi-encoder")
+    if kind == "colbert":
+        raise RKDError(
+            "config key 'student.kind': rkd distill does not index ColBERT students yet; train "
+            "one with rkd train and index it with rkd index (a late-interaction index)"
+        )
+
     if config.data.train_queries not in TRAIN_QUERIES:
         raise RKDError(
             f"config key 'data.train_queries' must be one of {TRAIN_QUERIES}, "

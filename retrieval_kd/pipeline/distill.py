@@ -511,19 +511,56 @@ class DistillRun:
         return work
 
     def _retrieve_work(self, source_stage: str):
+        if self.config.train["student"].get("kind", "bi-encoder") == "cross-encoder":
+            return self._rerank_work(source_stage)
+        return self._index_work(source_stage)
+
+    def _model_dir(self, source_stage: str) -> Path:
+        from retrieval_kd.manifest import read_manifest
+
+        outputs = read_manifest(self.root / source_stage)["outputs"]
+        return self.root / source_stage / outputs["model"]
+
+    def _rerank_work(self, source_stage: str):
+        """A cross-encoder student cannot index a corpus: it re-ranks the evaluation candidates
+        (the teacher's job), which is what the report then compares it on."""
+
         def work(folder: Path) -> dict[str, Any]:
             import time
 
-            from retrieval_kd.manifest import read_manifest
+            from students.cross_encoder_student import CrossEncoderStudent
+
+            c = self.config
+            student = CrossEncoderStudent(
+                str(self._model_dir(source_stage)), batch_size=c.index.batch_size
+            )
+            queries = self._queries(self.eval_data, c.data.max_eval_queries)
+            candidates = read_run(self.root / "candidates-eval" / "run.trec")
+            start = time.perf_counter()
+            store = _score_into(student, self.eval_data, candidates, "candidates-eval", folder)
+            run = {q: docs for q, docs in store.to_run().items() if q in queries}
+            write_run(run, folder / "run.trec", tag=source_stage)
+            write_run(run, folder / "candidates_rescored.trec", tag=source_stage)
+            pairs = sum(len(d) for d in run.values())
+            return {
+                "run": "run.trec",
+                "reranked": "candidates-eval",
+                "pairs": pairs,
+                "pairs_per_s": round(pairs / max(time.perf_counter() - start, 1e-9), 1),
+            }
+
+        return work
+
+    def _index_work(self, source_stage: str):
+        def work(folder: Path) -> dict[str, Any]:
+            import time
+
             from retrieval_kd.retrieval import StudentEncoder, index_corpus, search_index
 
             c = self.config
-            model_dir = (
-                self.root
-                / source_stage
-                / read_manifest(self.root / source_stage)["outputs"]["model"]
+            encoder = StudentEncoder(
+                str(self._model_dir(source_stage)), batch_size=c.index.batch_size
             )
-            encoder = StudentEncoder(str(model_dir), batch_size=c.index.batch_size)
             queries = self._queries(self.eval_data, c.data.max_eval_queries)
             candidates = read_run(self.root / "candidates-eval" / "run.trec")
             corpus = self.eval_data.corpus

@@ -68,7 +68,10 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
         if path.is_file():
             runs[label] = read_run(path)
             notes[label] = note
-            if stage.startswith("retrieve-") and config.search.corpus == "candidates":
+            reranked = read_manifest(root / stage)["outputs"].get("reranked")
+            if stage.startswith("retrieve-") and reranked:
+                notes[label] = f"re-ranks {reranked} (a cross-encoder student does not index)"
+            elif stage.startswith("retrieve-") and config.search.corpus == "candidates":
                 docs = read_manifest(root / stage)["outputs"].get("corpus_docs")
                 notes[label] = (
                     f"dense retrieval from the candidate pool only ({docs} docs: the "

@@ -243,7 +243,13 @@ def _check(config: TrainConfig) -> None:
         from evaluation.conventions import parse_metrics  # checks the metric name
 
         parse_metrics([e.metric])
-    split_loss_spec(config.loss)
+    _, in_batch = split_loss_spec(config.loss)
+    need(
+        not in_batch or config.student.kind != "cross-encoder",
+        "loss",
+        "a cross-encoder student reads each (query, passage) pair jointly, so in-batch "
+        "negatives would cost B x B*K forward passes: drop in_batch for it",
+    )
 
 
 def split_loss_spec(spec: Any) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -51,6 +51,19 @@ class StudentEncoder:
         self.batch_size = batch_size
         self.dim = self.model.get_embedding_dimension()
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What besides the weights decides the vectors: lengths, prompts, normalisation."""
+        first = self.model[0]
+        return {
+            "max_seq_length": self.model.max_seq_length,
+            "query_length": getattr(first, "query_length", None),
+            "document_length": getattr(first, "document_length", None),
+            "prompts": dict(self.model.prompts or {}),
+            "modules": [type(module).__name__ for module in self.model],
+            "half": self.model.device.type == "cuda",
+        }
+
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         """Shapes: P texts -> float32 [P, D]."""
         vectors = self.model.encode_document(

@@ -25,9 +25,17 @@ from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import fingerprint
 
 
-def dense_index_folder(corpus: Corpus, model_hash: str, index_type: str) -> Path:
-    """Where the cached index of ``corpus`` under a model's weights lives."""
-    key = fingerprint({"corpus": corpus.fingerprint(), "model": model_hash, "index": index_type})
+def dense_index_folder(corpus: Corpus, encoder: Any, index_type: str) -> Path:
+    """Where the cached index of ``corpus`` under an encoder (its weights and the settings that
+    shape its vectors: lengths, prompts, precision) lives."""
+    key = fingerprint(
+        {
+            "corpus": corpus.fingerprint(),
+            "model": encoder.hash,
+            "settings": encoder.settings,
+            "index": index_type,
+        }
+    )
     return cache_root() / "dense" / f"{corpus.name.replace('/', '_')}-{key}"
 
 
@@ -66,7 +74,7 @@ def dense_candidates(
         if isinstance(retriever, StudentEncoder)
         else StudentEncoder(str(retriever), batch_size=batch_size)
     )
-    folder = Path(index_dir) if index_dir else dense_index_folder(corpus, encoder.hash, index_type)
+    folder = Path(index_dir) if index_dir else dense_index_folder(corpus, encoder, index_type)
     start = time.perf_counter()
     index = index_corpus(encoder, corpus, folder, index_type)
     built = time.perf_counter()

@@ -21,7 +21,7 @@ Kinds:
 Example:
     >>> g = SpanQueryGenerator("sentence", min_words=3, max_words=12, seed=0)
     >>> g.generate(["d1"], [""], ["Aspirin thins blood. It blocks platelet COX enzymes."], 1)
-    [['It blocks platelet COX enzymes.']]
+    [['Aspirin thins blood.']]
 """
 
 from __future__ import annotations
@@ -35,11 +35,18 @@ import numpy as np
 from retrieval_kd.errors import InputError
 
 SPAN_KINDS = ("sentence", "span", "title")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``: split after ``.!?`` followed by space and an upper-case start."""
+    """Sentences of ``text``: split after ``.!?`` and white space, whatever the case next
+    (lower-cased corpora such as Cranfield write "slipstream . an experimental ..."). An
+    abbreviation ("et al. found") splits too; the length bounds drop such fragments.
+
+    Example:
+        >>> split_sentences("wings stall . an experiment followed! Did it? yes.")
+        ['wings stall .', 'an experiment followed!', 'Did it?', 'yes.']
+    """
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 

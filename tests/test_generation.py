@@ -325,3 +325,36 @@ def test_cli_generates_from_a_collection_or_a_corpus_file(corpus_folder: Path, t
     bad = rkd("generate-queries", "--data", str(corpus_folder), "--out", str(tmp_path / "y"),
               "--template", str(corpus_folder / "queries.jsonl"))  # fmt: skip
     assert bad.returncode == 2 and "{passage}" in bad.stderr
+
+
+def test_kill_9_during_generation_then_resume(corpus_folder: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference = _generate(corpus_folder, tmp_path / "ref")
+    out, ready = tmp_path / "gen", tmp_path / "ready"
+    config = {"data": str(corpus_folder), "out": str(out), "ready": str(ready), "hang_after": 2}
+    (tmp_path / "worker.json").write_text(json.dumps(config))
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "RKD_QUIET": "1", "PYTHONPATH": str(tests.parent)}
+    worker = subprocess.Popen(
+        [sys.executable, str(tests / "_generate_worker.py"), str(tmp_path / "worker.json")], env=env
+    )
+    deadline = time.time() + 120
+    while not ready.exists() and time.time() < deadline and worker.poll() is None:
+        time.sleep(0.1)
+    assert ready.exists(), "the worker never reached its second shard"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    written = sorted(p.name for p in (out / "shards").glob("shard-*"))
+    assert written == ["shard-000000.jsonl", "shard-000001.jsonl"]  # only complete shards
+    before = {p: (out / "shards" / p).read_bytes() for p in written}
+    resumed = _Counting(SpanQueryGenerator("sentence", min_words=3, seed=0))
+    manifest = _generate(corpus_folder, out, generator=resumed)
+    assert resumed.calls == 1  # only the third shard
+    assert all((out / "shards" / p).read_bytes() == b for p, b in before.items())
+    assert (out / "queries.jsonl").read_text() == (tmp_path / "ref" / "queries.jsonl").read_text()
+    assert manifest["counts"] == reference["counts"]

@@ -273,6 +273,14 @@ def test_a_cross_encoder_student_reranks_and_colbert_is_refused(toy_config: dict
     assert manifest["outputs"]["reranked"] == "candidates-eval"
     report = (root / "report" / "report.md").read_text()
     assert "re-ranks candidates-eval" in report
+    # the cross-encoder trained here is the next run's teacher
+    trained = root / "train-baseline" / "model"
+    nxt = copy.deepcopy(toy_config)
+    nxt["output_dir"] = str(tmp_path / "next")
+    nxt["teacher"] = {"model": f"cross-encoder:{trained}", "fallbacks": []}
+    store = DistillRun(distill_config_from_dict(nxt), echo=lambda line: None).run(until="score")
+    described = json.loads((tmp_path / "next" / "teacher-train" / "manifest.json").read_text())
+    assert described["outputs"]["teacher"] == f"cross-encoder:{trained}" and store
     config["student"] = {"kind": "colbert", "model": str(model)}
     with pytest.raises(RKDError, match="does not index ColBERT students"):
         distill_config_from_dict(config)

@@ -35,9 +35,17 @@ class StudentEncoder:
         student: a student checkpoint folder, hub id or short name.
         batch_size: texts per forward pass.
         device: torch device (None: CUDA if available); fp16 on GPU.
+        passage_max_length: token limit of passages (None: the folder's own). A student
+            trained on short passages may index long ones (positions up to the model's limit).
     """
 
-    def __init__(self, student: str | Path, batch_size: int = 64, device: str | None = None):
+    def __init__(
+        self,
+        student: str | Path,
+        batch_size: int = 64,
+        device: str | None = None,
+        passage_max_length: int | None = None,
+    ):
         from sentence_transformers import SentenceTransformer
 
         from retrieval_kd.models import model_fingerprint, resolve_model
@@ -46,6 +54,14 @@ class StudentEncoder:
         self.path = Path(resolved.path)
         self.hash = model_fingerprint(self.path)
         self.model = SentenceTransformer(str(self.path), device=device)
+        if passage_max_length is not None:
+            first = self.model[0]
+            if not hasattr(first, "document_length"):
+                raise RKDError(f"{student}: its first module has no passage length to set")
+            if first.query_length is None:  # queries keep the length they had
+                first.query_length = self.model.max_seq_length
+            first.document_length = passage_max_length
+            self.model.max_seq_length = max(self.model.max_seq_length or 0, passage_max_length)
         if self.model.device.type == "cuda":
             self.model.half()
         self.batch_size = batch_size

@@ -175,3 +175,17 @@ def test_run_file_source_is_cut_to_the_queries(tmp_path: Path) -> None:
         known_queries=data.load_all_queries(),
     )
     assert run == {"q1": {"d2": 3.0}} and records[str(tmp_path / "r.trec")]["kind"] == "run"
+
+
+def test_passage_length_at_index_time_is_part_of_the_cache_key(toy) -> None:
+    from retrieval_kd.candidates.dense import dense_index_folder
+    from retrieval_kd.retrieval import StudentEncoder
+
+    data, student = toy
+    plain = StudentEncoder(str(student))
+    longer = StudentEncoder(str(student), passage_max_length=48)
+    assert longer.model[0].document_length == 48
+    assert longer.model[0].query_length == plain.model.max_seq_length  # queries unchanged
+    assert dense_index_folder(data.corpus, plain, "flat") != dense_index_folder(
+        data.corpus, longer, "flat"
+    )

@@ -58,6 +58,7 @@ def _generate(folder: Path, out: Path, generator=None, **kwargs):
         ("Sure! Here's a search query: statins and muscle pain", "Statins and muscle pain"),
         ('1. "Does sleep loss impair memory?"', "Does sleep loss impair memory?"),
         ("Question: Is vitamin D low in winter?", "Is vitamin D low in winter?"),
+        ("Q: What regulates pluripotency?", "What regulates pluripotency?"),
         ("The passage supports the claim that smoking causes cancer.", "Smoking causes cancer."),
         (
             "This abstract suggests that exercise helps glucose control",

@@ -36,6 +36,7 @@ _PREAMBLES = [
     r"(sure|certainly|okay|ok|of course)\b[,!.:]?",
     r"(here is|here's|here are)\b[^:\n]{0,60}:",
     r"(search )?(question|claim|query|keywords?|search query|answer)\s*\d*\s*[:\-–]",
+    r"[qa]\s*\d*\s*:",
     r"(the |this )?(passage|abstract|article|text|study|paper|document)\s+"
     r"(supports|refutes|suggests|states|shows|claims|asserts|concludes|finds|found|indicates|"
     r"argues|reports|demonstrates|presents|provides evidence)"

@@ -144,11 +144,14 @@ class BaselineSection:
 
 @dataclass
 class IndexSection:
-    """FAISS index of the corpus for each student."""
+    """FAISS index of the corpus for each student; ``max_length``: the passages' token limit
+    when indexing (null: the student's own ``passage_max_length``), so a student trained on
+    short passages for speed can index whole ones."""
 
     type: str = "flat"
     chunk_size: int = 10_000
     batch_size: int = 64
+    max_length: int | None = None
 
 
 SEARCH_CORPORA = ("full", "candidates")

@@ -559,7 +559,9 @@ class DistillRun:
 
             c = self.config
             encoder = StudentEncoder(
-                str(self._model_dir(source_stage)), batch_size=c.index.batch_size
+                str(self._model_dir(source_stage)),
+                batch_size=c.index.batch_size,
+                passage_max_length=c.index.max_length,
             )
             queries = self._queries(self.eval_data, c.data.max_eval_queries)
             candidates = read_run(self.root / "candidates-eval" / "run.trec")

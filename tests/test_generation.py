@@ -359,3 +359,14 @@ def test_kill_9_during_generation_then_resume(corpus_folder: Path, tmp_path: Pat
     assert all((out / "shards" / p).read_bytes() == b for p, b in before.items())
     assert (out / "queries.jsonl").read_text() == (tmp_path / "ref" / "queries.jsonl").read_text()
     assert manifest["counts"] == reference["counts"]
+
+
+def test_mixed_kind_gives_each_document_one_of_three_templates(tiny_chat_lm: Path, tmp_path):
+    g = build_generator(f"llm:{tiny_chat_lm}", kind="mixed", device="cpu", seed=1)
+    kinds = [g.template_for(f"d{i}").kind for i in range(30)]
+    assert set(kinds) == {"question", "claim", "keywords"}
+    assert kinds == [g.template_for(f"d{i}").kind for i in range(30)]  # seeded per document
+    assert g.describe()["template_kind"] == "mixed" and len(g.describe()["template"]) == 3
+    (tmp_path / "ex.tsv").write_text("a passage\ta query\n")
+    with pytest.raises(InputError, match="few-shot kind, not mixed"):
+        build_generator("llm:x", kind="mixed", examples_file=str(tmp_path / "ex.tsv"))

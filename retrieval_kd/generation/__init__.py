@@ -23,7 +23,7 @@ from retrieval_kd.generation.generate import QueryGenerator, generate_queries
 from retrieval_kd.generation.llm_generator import DEFAULT_GENERATOR, LLMQueryGenerator
 from retrieval_kd.generation.query_set import read_sources, write_query_set
 from retrieval_kd.generation.span_generator import SPAN_KINDS, SpanQueryGenerator
-from retrieval_kd.generation.templates import KINDS, PromptTemplate, read_examples
+from retrieval_kd.generation.templates import KINDS, MIXED, PromptTemplate, read_examples
 
 __all__ = [
     "DEFAULT_GENERATOR",
@@ -45,11 +45,16 @@ __all__ = [
 
 def build_template(
     kind: str = "question", template_file: str | None = None, examples_file: str | None = None
-) -> PromptTemplate:
-    """A prompt template: the built-in ``kind`` or a file, with few-shot examples if given."""
+) -> PromptTemplate | list[PromptTemplate]:
+    """A prompt template: the built-in ``kind`` or a file, with few-shot examples if given;
+    ``mixed`` is the list of the question, claim and keyword templates (one per document)."""
     examples = read_examples(examples_file) if examples_file else None
     if template_file:
         return PromptTemplate.from_file(template_file, examples)
+    if kind == "mixed":
+        if examples:
+            raise InputError("few-shot examples go with the few-shot kind, not mixed")
+        return [PromptTemplate.for_kind(k) for k in MIXED]
     return PromptTemplate.for_kind(kind, examples)
 
 

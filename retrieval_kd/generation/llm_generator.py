@@ -86,7 +86,9 @@ class LLMQueryGenerator:
 
     Args:
         model: hub id, short name, local folder or ``.gguf`` file of a causal LM.
-        template: the prompt (default: the ``question`` kind).
+        template: the prompt (default: the ``question`` kind), or several: each document then
+            gets one of them, drawn from ``seed`` and its id (the ``mixed`` kind: questions,
+            claims and keyword queries, as Tamber et al. 2025 mix query styles).
         batch_size: prompts per ``generate`` call (each expands to ``n`` sequences).
         max_new_tokens: longest continuation.
         temperature / top_p: sampling settings (``temperature: 0`` is greedy decoding).
@@ -105,7 +107,7 @@ class LLMQueryGenerator:
     def __init__(
         self,
         model: str = DEFAULT_GENERATOR,
-        template: PromptTemplate | None = None,
+        template: PromptTemplate | list[PromptTemplate] | None = None,
         *,
         batch_size: int | None = None,
         max_new_tokens: int = 32,
@@ -126,7 +128,10 @@ class LLMQueryGenerator:
                 f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}"
             )
         device = choose_device(device)
-        self.template = template or PromptTemplate.for_kind("question")
+        templates = template if isinstance(template, list) else [template]
+        self.templates = [t for t in templates if t is not None] or [
+            PromptTemplate.for_kind("question")
+        ]
         self.lm = load_causal_lm(model, device=device, dtype=dtype or _default_dtype(device))
         self.tokenizer = self.lm.tokenizer
         if self.tokenizer.pad_token_id is None:
@@ -150,11 +155,17 @@ class LLMQueryGenerator:
             self._line_tokens = line_tokens(self.tokenizer)
         return FirstLineDone(prompt_length, *self._line_tokens)
 
-    def prompt(self, passage: str) -> str:
+    def template_for(self, doc_id: str) -> PromptTemplate:
+        """The template of one document (the only one, or a seeded draw among several)."""
+        if len(self.templates) == 1:
+            return self.templates[0]
+        return self.templates[zlib.crc32(f"{self.seed}:{doc_id}".encode()) % len(self.templates)]
+
+    def prompt(self, passage: str, doc_id: str = "") -> str:
         """The full prompt text for one passage (chat-rendered when ``chat``)."""
         from retrieval_kd.llm.messages import truncate_tokens
 
-        user = self.template.render(
+        user = self.template_for(doc_id).render(
             truncate_tokens(self.tokenizer, passage, self.passage_max_tokens)
         )
         if not self.chat:
@@ -176,7 +187,10 @@ class LLMQueryGenerator:
         if not doc_ids:
             return []
         torch.manual_seed(zlib.crc32(f"{self.seed}:{doc_ids[0]}".encode()))
-        prompts = [self.prompt(join_title(t, b)) for t, b in zip(titles, bodies, strict=True)]
+        prompts = [
+            self.prompt(join_title(t, b), d)
+            for d, t, b in zip(doc_ids, titles, bodies, strict=True)
+        ]
         lengths = [
             len(self.tokenizer(p, add_special_tokens=not self.chat)["input_ids"]) for p in prompts
         ]
@@ -216,9 +230,11 @@ class LLMQueryGenerator:
         return {
             "kind": "llm",
             **{k: v for k, v in self.lm.identity.items() if k != "path"},
-            "template": self.template.text,
-            "template_kind": self.template.kind,
-            "few_shot_examples": len(self.template.examples),
+            "template": [t.text for t in self.templates]
+            if len(self.templates) > 1
+            else self.templates[0].text,
+            "template_kind": "mixed" if len(self.templates) > 1 else self.templates[0].kind,
+            "few_shot_examples": sum(len(t.examples) for t in self.templates),
             "chat": self.chat,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from retrieval_kd.errors import InputError
 
-KINDS = ("question", "claim", "keywords", "few-shot")
+KINDS = ("question", "claim", "keywords", "few-shot", "mixed")
+MIXED = ("question", "claim", "keywords")  # the kinds ``mixed`` draws from, one per document
 
 # The instruction of UPR (Sachan et al. 2022) and of this project's query-likelihood teacher,
 # sent as a chat turn: on 24 SciFact abstracts SmolLM2-135M-Instruct wrote a topical question

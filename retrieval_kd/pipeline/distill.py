@@ -192,35 +192,45 @@ class DistillRun:
 
     # -- stages ---------------------------------------------------------------------------------
     def plan(self) -> list[Stage]:
+        """The stages in order, each fingerprinted by its settings and the stages it reads."""
+        plan = _Plan()
+        data = {"collection": self.config.data.collection, "corpus": self.corpus_fp}
+        self._plan_queries(plan, data)
+        self._plan_candidates(plan, data)
+        self._plan_teacher(plan)
+        self._plan_students(plan)
+        self._plan_retrieval(plan)
         c = self.config
-        stages: list[Stage] = []
-        fps: dict[str, str] = {}
+        plan.add(
+            "report",
+            {
+                "metrics": c.search.metrics,
+                "conventions": c.data.conventions,
+                "agreement_depth": c.search.agreement_depth,
+            },
+            self._report_work(),
+            "report.md: metrics, significance, agreement, curves, cost",
+            list(plan.fingerprints),
+        )
+        return plan.stages
 
-        def add(
-            name: str,
-            settings: dict[str, Any],
-            work: Callable[[Path], dict[str, Any]],
-            describe: str,
-            after: list[str],
-        ) -> Stage:
-            stage = Stage(
-                name, {**settings, "after": {a: fps[a] for a in after}}, work, describe, after
-            )
-            fps[name] = stage.fingerprint
-            stages.append(stage)
-            return stage
+    def _plan_queries(self, plan: _Plan, data: dict[str, Any]) -> None:
+        """``generate`` (generated training queries only)."""
+        if not self.config.generates:
+            return
+        g = self.config.generate
+        plan.add(
+            "generate",
+            {**data, "generate": vars(g)},
+            self._generate_work(),
+            f"{g.generator} writes {g.per_doc} quer{'y' if g.per_doc == 1 else 'ies'} per "
+            "sampled document",
+            [],
+        )
 
-        data = {"collection": c.data.collection, "corpus": self.corpus_fp}
-        if c.generates:
-            g = c.generate
-            add(
-                "generate",
-                {**data, "generate": vars(g)},
-                self._generate_work(),
-                f"{g.generator} writes {g.per_doc} quer{'y' if g.per_doc == 1 else 'ies'} per "
-                "sampled document",
-                [],
-            )
+    def _plan_candidates(self, plan: _Plan, data: dict[str, Any]) -> None:
+        """``candidates-train`` and ``candidates-eval``."""
+        c = self.config
         cand = c.candidates
         for part, depth, limit, sources in (
             ("train", cand.train_depth, c.data.max_train_queries, cand.sources),
@@ -232,24 +242,28 @@ class DistillRun:
             if list(sources) == ["bm25"]:
                 settings["source"] = "bm25"  # the fingerprint of a BM25-only stage, unchanged
             else:
-                settings.update(sources=list(sources), fusion=c.candidates.fusion)
-            add(
+                settings.update(sources=list(sources), fusion=cand.fusion)
+            plan.add(
                 f"candidates-{part}",
                 settings,
                 self._candidates_work(part, depth, limit, list(sources)),
-                f"{' + '.join(sources)}"
-                + (f" ({c.candidates.fusion})" if len(sources) > 1 else "")
-                + f" top-{depth} for {'generated queries' if generated else split} queries"
+                " + ".join(sources)
+                + (f" ({cand.fusion})" if len(sources) > 1 else "")
+                + f" top-{depth} for {'generated' if generated else split} queries"
                 + (f" (first {limit})" if limit else ""),
                 ["generate"] if generated else [],
             )
+
+    def _plan_teacher(self, plan: _Plan) -> None:
+        """``teacher-train``, ``teacher-eval`` and, for generated queries, ``filter``."""
+        c = self.config
         for part in ("train", "eval"):
             if part == "eval" and not c.teacher.score_eval:
                 continue
             settings = {"teacher": self.teacher_spec}
             if part == "train" and c.generates:
                 settings["score_sources"] = True
-            add(
+            plan.add(
                 f"teacher-{part}",
                 settings,
                 self._teacher_work(part),
@@ -257,23 +271,24 @@ class DistillRun:
                 [f"candidates-{part}"],
             )
         if c.generates:
-            add(
+            f = c.filters
+            plan.add(
                 "filter",
-                {"filters": vars(c.filters)},
+                {"filters": vars(f)},
                 self._filter_work(),
                 "round-trip / teacher-floor filters on the generated queries"
-                + (
-                    ""
-                    if c.filters.round_trip_k or c.filters.teacher_floor is not None
-                    else " (none)"
-                ),
+                + ("" if f.round_trip_k or f.teacher_floor is not None else " (none)"),
                 ["teacher-train", "candidates-train", "generate"],
             )
-        add(
+
+    def _plan_students(self, plan: _Plan) -> None:
+        """``student-untrained``, ``train-distilled`` and the baseline's stages."""
+        c = self.config
+        plan.add(
             "student-untrained",
             {"student": c.train["student"]},
             self._untrained_work(),
-            f"student {self.config.train['student']['model']} before training",
+            f"student {c.train['student']['model']} before training",
             [],
         )
         trainings = [("distilled", c.train.get("loss"), "teacher-train")]
@@ -281,7 +296,7 @@ class DistillRun:
             store = "teacher-train"
             if c.baseline.negatives == "candidates":
                 store = "run-scores-train"
-                add(
+                plan.add(
                     store,
                     {"scores": "candidate run"},
                     self._run_scores_work(),
@@ -304,7 +319,7 @@ class DistillRun:
             }
             if groups:
                 settings["groups"] = groups
-            add(
+            plan.add(
                 f"train-{name}",
                 settings,
                 self._train_work(loss, store, split, groups),
@@ -312,9 +327,14 @@ class DistillRun:
                 + (f" (generated queries, split {split})" if split else ""),
                 [store, *(["filter"] if c.generates else [])],
             )
-        for name in [n for n in STUDENTS if f"train-{n}" in fps or n == "untrained"]:
+
+    def _plan_retrieval(self, plan: _Plan) -> None:
+        """``retrieve-<student>`` for the untrained student and each trained one."""
+        c = self.config
+        trained = [n for n in STUDENTS if f"train-{n}" in plan.fingerprints or n == "untrained"]
+        for name in trained:
             source = "student-untrained" if name == "untrained" else f"train-{name}"
-            add(
+            plan.add(
                 f"retrieve-{name}",
                 {
                     "index": vars(c.index),
@@ -327,18 +347,6 @@ class DistillRun:
                 f"{c.index.type} index + top-{c.search.k} search with the {name} student",
                 [source, "candidates-eval"],
             )
-        add(
-            "report",
-            {
-                "metrics": c.search.metrics,
-                "conventions": c.data.conventions,
-                "agreement_depth": c.search.agreement_depth,
-            },
-            self._report_work(),
-            "report.md: metrics, significance, agreement, curves, cost",
-            list(fps),
-        )
-        return stages
 
     def _generate_work(self):
         def work(folder: Path) -> dict[str, Any]:
@@ -644,6 +652,29 @@ class DistillRun:
             self.echo(f"[{stage.name}] {'skip (done)' if state == 'done' else stage.describe}")
             manifest = run_stage(self.root, stage)
         return manifest
+
+
+class _Plan:
+    """The stages being planned and their fingerprints (a stage's settings name the
+    fingerprints of the stages it reads, so a change upstream re-runs what follows)."""
+
+    def __init__(self) -> None:
+        self.stages: list[Stage] = []
+        self.fingerprints: dict[str, str] = {}
+
+    def add(
+        self,
+        name: str,
+        settings: dict[str, Any],
+        work: Callable[[Path], dict[str, Any]],
+        describe: str,
+        after: list[str],
+    ) -> Stage:
+        upstream = {a: self.fingerprints[a] for a in after}
+        stage = Stage(name, {**settings, "after": upstream}, work, describe, after)
+        self.fingerprints[name] = stage.fingerprint
+        self.stages.append(stage)
+        return stage
 
 
 def candidate_pool(corpus, queries: dict, candidates: Run, qrels: dict, folder: Path):

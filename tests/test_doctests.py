@@ -17,6 +17,7 @@ MODULES = [
     "retrieval_kd.generation.templates",
     "retrieval_kd.pipeline.config",
     "retrieval_kd.training.false_negatives",
+    "retrieval_kd.training.interpolation",
 ]
 
 

@@ -110,6 +110,8 @@ class TrainingConfig:
     dataloader_workers: int = 0
     use_cpu: bool = False
     ddp_backend: str | None = None
+    # WiSE-FT: final weights = interpolate * trained + (1 - interpolate) * starting weights
+    interpolate: float | None = None
 
 
 @dataclass
@@ -223,6 +225,11 @@ def _check(config: TrainConfig) -> None:
         "training.save_steps",
         f"must be a multiple of evaluation.every_steps ({e.every_steps}): the best checkpoint "
         "is chosen among saved ones",
+    )
+    need(
+        t.interpolate is None or 0 < t.interpolate <= 1,
+        "training.interpolate",
+        "must be null (off) or a weight in (0, 1] for the trained weights",
     )
     need(t.grad_cache_chunk_size >= 1, "training.grad_cache_chunk_size", "must be >= 1")
     need(e.every_steps is None or e.every_steps >= 1, "evaluation.every_steps", "must be >= 1")

@@ -30,6 +30,7 @@ from retrieval_kd.errors import RKDError
 from retrieval_kd.progress import is_quiet
 from retrieval_kd.training.callbacks import EpochCallback, curves_from_history, write_curves
 from retrieval_kd.training.config import TrainConfig
+from retrieval_kd.training.interpolation import interpolate_weights, snapshot
 
 DEFAULT_SAVE_STEPS = 500
 
@@ -109,6 +110,8 @@ def run_training(
         dev = dev_factory()
         student = build_student(config.student)
     groups = prepared["groups"]
+    alpha = config.training.interpolate
+    initial = snapshot(student.model) if alpha is not None else None
     trainer = DistillTrainer(
         student=student,
         group_loss=losses[0],
@@ -129,6 +132,8 @@ def run_training(
     is_main = trainer.is_world_process_zero()
     model_dir = f"{config.training.output_dir}/{MODEL_DIR}"
     if is_main:
+        if initial is not None:
+            interpolate_weights(student.model, initial, alpha)
         student.save(model_dir)
         write_curves(curves, model_dir)
     trainer.accelerator.wait_for_everyone()

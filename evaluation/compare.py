@@ -76,7 +76,7 @@ class Comparison:
         rule = "|---|" + "---:|" * len(self.metrics)
         lines = [header, rule]
         for name, result in self.results.items():
-            label = _escape(name) + (" (baseline)" if name == self.baseline else "")
+            label = _escape(name) + (" (reference)" if name == self.baseline else "")
             cells = []
             for metric in self.metrics:
                 marks = "".join(
@@ -86,7 +86,7 @@ class Comparison:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         tests = "; ".join(f"{MARKERS[t]} {self._describe(t)}" for t in TESTS)
         legend = (
-            f"Markers: significant difference from the baseline ({_escape(self.baseline)}) "
+            f"Markers: significant difference from the reference ({_escape(self.baseline)}) "
             f"at p < {self.alpha:g}: {tests}. {self.n_queries} queries, conventions "
             f"{self.conventions}."
         )

@@ -5,7 +5,9 @@
 - ``fisher_randomization_test``: the same test as ranx's
   ``ranx.statistical_tests.fisher_randomization_test`` (Smucker et al., CIKM 2007: swap each
   query's pair of scores at random, count how often the absolute difference of means is at
-  least the observed one; p = count / n_permutations), drawn with a seeded NumPy generator.
+  least the observed one), drawn with a seeded NumPy generator. The p-value is
+  ``(count + 1) / (n_permutations + 1)`` (Phipson & Smyth 2010: the observed assignment is one
+  of the permutations), so a sampled test never reports p = 0.
   ranx's version is not reproducible: it calls ``np.random.seed`` in a numba ``parallel=True``
   function, which seeds only the calling thread, while the permutations are drawn in numba's
   worker threads with their own unseeded generators (the same seed gives different p-values
@@ -93,4 +95,4 @@ def fisher_randomization_test(
         sums = np.abs(signs.astype(np.float64) @ diff)
         at_least += int(np.count_nonzero(sums >= observed - tolerance))
         remaining -= size
-    return at_least / n_permutations
+    return (at_least + 1) / (n_permutations + 1)

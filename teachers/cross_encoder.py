@@ -3,7 +3,9 @@
 The standard teacher of Margin-MSE distillation (Hofstätter et al. 2020). Speed comes from
 tokenising every pair once, sorting pairs by length so each batch pads only to its own longest
 pair (dynamic padding), ``torch.inference_mode`` and half precision on GPU. Scores are the raw
-logits (no sigmoid): higher = more relevant.
+logits (no sigmoid): higher = more relevant. A one-logit head's logit is the score; a two-class
+head's score is ``logit[1] - logit[0]`` (the log-odds of "relevant", which its softmax ranks by);
+a head with more labels must be told which logit to read (``label``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ class CrossEncoderTeacher:
             (AVX512-BF16, AMX) ``"bfloat16"`` is faster at a small cost in score precision;
             ``scripts/bench_teacher.py`` prints both and their agreement with fp32. In a YAML /
             dict spec: ``{kind: cross-encoder, model: ..., dtype: bfloat16}``.
+        label: the logit to read as the score (index into the head's labels). None: the only
+            logit of a one-logit head, ``logit[1] - logit[0]`` of a two-class head; a head with
+            more labels needs it.
+
+    Raises:
+        RKDError: a head of more than two labels without ``label``, or ``label`` out of range.
     """
 
     def __init__(
@@ -39,6 +47,7 @@ class CrossEncoderTeacher:
         batch_size: int = 64,
         device: str | None = None,
         dtype: str = "auto",
+        label: int | None = None,
     ):
         from sentence_transformers import CrossEncoder
 
@@ -52,6 +61,8 @@ class CrossEncoderTeacher:
         self.device = torch.device(device)
         self.dtype = _pick_dtype(dtype, self.device)
         self.model.to(self.device, self.dtype)
+        self.label = label
+        self.score_rule = _score_rule(int(self.model.config.num_labels), label)
 
     def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Raw logits of ``pairs`` in input order.
@@ -78,9 +89,8 @@ class CrossEncoderTeacher:
                     {k: [encoded[k][i] for i in picked] for k in keys}, return_tensors="pt"
                 )
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                logits = self.model(**batch).logits
-                logits = logits[:, 0] if logits.shape[-1] == 1 else logits[:, -1]
-                scores[picked] = logits.float().cpu().numpy()
+                logits = self.model(**batch).logits.float()
+                scores[picked] = _read_score(logits, self.label).cpu().numpy()
         return scores
 
     def score(
@@ -101,7 +111,36 @@ class CrossEncoderTeacher:
             "max_length": self.max_length,
             "dtype": str(self.dtype).replace("torch.", ""),
             "score_transform": "none (logit)",
+            "score": self.score_rule,
         }
+
+
+def _score_rule(num_labels: int, label: int | None) -> str:
+    """How a head of ``num_labels`` logits becomes one score (recorded in the identity)."""
+    from retrieval_kd.errors import RKDError
+
+    if label is not None:
+        if not 0 <= label < num_labels:
+            raise RKDError(f"cross-encoder label {label} is out of range: the head has "
+                           f"{num_labels} label(s)")  # fmt: skip
+        return f"logit[{label}]"
+    if num_labels == 1:
+        return "logit[0]"
+    if num_labels == 2:
+        return "logit[1] - logit[0]"
+    raise RKDError(
+        f"the cross-encoder head has {num_labels} labels: say which logit is the relevance "
+        "score, e.g. {kind: cross-encoder, model: ..., label: 2}"
+    )
+
+
+def _read_score(logits: torch.Tensor, label: int | None) -> torch.Tensor:
+    """Scores [N] from logits [N, L] by the rule of :func:`_score_rule`."""
+    if label is not None:
+        return logits[:, label]
+    if logits.shape[-1] == 2:
+        return logits[:, 1] - logits[:, 0]
+    return logits[:, 0]
 
 
 def _pick_dtype(dtype: str, device: torch.device) -> torch.dtype:

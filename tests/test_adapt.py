@@ -81,6 +81,7 @@ def test_adapt_runs_end_to_end_from_the_corpus_alone(adapt_config: dict) -> None
     report = (root / "report" / "report.md").read_text()
     for row in ("BM25", "teacher", "student (zero-shot)", "student (distilled)", "QGen"):
         assert row in report
+    assert "queries generated from its corpus (no split's queries or qrels)" in report
     assert "## Generated training queries" in report and "| generated query |" in report
     assert "the teacher ranks the source document first for" in report
     assert "round trip dropped" in report and "generate" in report  # the cost table

@@ -76,7 +76,7 @@ def test_markdown_has_every_run_and_metric_with_4_decimals_and_a_legend() -> Non
     lines = table.splitlines()
     assert lines[0] == "| run | mrr@10 | recall@1 |"
     assert len(lines) == 4  # header, rule, two runs
-    assert lines[2].startswith("| first (baseline) | 0.8333 | 0.6667")  # 5/6, 2/3
+    assert lines[2].startswith("| first (reference) | 0.8333 | 0.6667")  # 5/6, 2/3
     assert lines[3].startswith("| second | 0.4444")  # 4/9
     assert "p < 0.1" in legend and "†" in legend and "‡" in legend
     assert "first" in legend
@@ -98,7 +98,7 @@ def test_a_clearly_better_run_is_marked_significant_under_both_tests() -> None:
 def test_baseline_can_be_named_and_has_no_p_values() -> None:
     comparison = compare_runs({"first": FIRST, "second": SECOND}, QRELS, ["mrr@10"], "second")
     assert set(comparison.p_values) == {"first"}
-    assert "| second (baseline) |" in comparison.to_markdown()
+    assert "| second (reference) |" in comparison.to_markdown()
 
 
 def test_unknown_baseline_and_no_runs_are_input_errors() -> None:
@@ -147,6 +147,13 @@ def test_fisher_randomization_test_matches_the_exact_permutation_distribution() 
     p_value = fisher_randomization_test(np.array([1.0, 1.0]), np.zeros(2), 20_000, seed=1)
     assert p_value == pytest.approx(0.5, abs=0.02)
     assert fisher_randomization_test(np.ones(3), np.ones(3)) == 1.0
+
+
+def test_fisher_randomization_p_value_is_never_zero() -> None:
+    # 40 queries all better by 1: no random sign pattern of 100 reaches |sum| = 40, so the
+    # count is 0 and the p-value is its floor 1 / (n + 1), not 0.
+    p_value = fisher_randomization_test(np.ones(40), np.zeros(40), n_permutations=100, seed=0)
+    assert p_value == pytest.approx(1 / 101)
 
 
 def test_paired_t_test_matches_the_textbook_formula() -> None:

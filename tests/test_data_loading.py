@@ -171,6 +171,15 @@ def test_qrels_grade_not_a_number(tmp_path: Path) -> None:
         read_qrels(path)
 
 
+def test_qrels_fractional_grade_is_refused_not_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "q.txt"
+    path.write_text("q1 0 d1 2.0\nq1 0 d2 1.5\n")
+    with pytest.raises(InputError, match=r"q.txt:2: relevance grade '1.5' is not a whole number"):
+        read_qrels(path)
+    path.write_text("q1 0 d1 2.0\n")
+    assert read_qrels(path) == {"q1": {"d1": 2}}
+
+
 def test_run_names_unknown_query(toy_beir: Path, tmp_path: Path) -> None:
     path = tmp_path / "r.trec"
     path.write_text("q1 Q0 d1 1 3.0 x\nq99 Q0 d2 1 2.0 x\n")

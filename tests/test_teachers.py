@@ -152,6 +152,43 @@ def test_cross_encoder_teacher_refuses_unaligned_input(tmp_path: Path) -> None:
         teacher.score(QUERIES, PASSAGES[:-1])
 
 
+def test_cross_encoder_heads_two_class_log_odds_and_named_labels(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from teachers.cross_encoder import CrossEncoderTeacher
+
+    def raw_logits(folder: Path) -> torch.Tensor:
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        pairs = [(q, p) for q, group in zip(QUERIES, PASSAGES, strict=True) for p in group]
+        batch = tokenizer(
+            [q for q, _ in pairs],
+            [p for _, p in pairs],
+            padding=True,
+            truncation="longest_first",
+            max_length=512,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            return model(**batch).logits  # fmt: skip
+
+    two = save_tiny_cross_encoder(tmp_path / "two", num_labels=2)
+    teacher = CrossEncoderTeacher(str(two))
+    logits = raw_logits(two)
+    scores = np.concatenate(teacher.score(QUERIES, PASSAGES))
+    np.testing.assert_allclose(scores, (logits[:, 1] - logits[:, 0]).numpy(), atol=1e-5)
+    assert teacher.describe()["score"] == "logit[1] - logit[0]"
+
+    three = save_tiny_cross_encoder(tmp_path / "three", num_labels=3)
+    with pytest.raises(RKDError, match="head has 3 labels: say which logit"):
+        CrossEncoderTeacher(str(three))
+    with pytest.raises(RKDError, match="label 3 is out of range"):
+        CrossEncoderTeacher(str(three), label=3)
+    picked = build_teacher({"kind": "cross-encoder", "model": str(three), "label": 2})
+    scores = np.concatenate(picked.score(QUERIES, PASSAGES))
+    np.testing.assert_allclose(scores, raw_logits(three)[:, 2].numpy(), atol=1e-5)
+
+
 def test_cross_encoder_teacher_in_bf16_on_cpu_stays_close(tmp_path: Path) -> None:
     from teachers.cross_encoder import CrossEncoderTeacher
 

@@ -90,6 +90,20 @@ def test_config_errors_are_one_clear_message(
         config_from_dict(config)
 
 
+def test_auto_precision_is_resolved_for_a_config_object_too(
+    toy: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval_kd.training.config as config_module
+
+    monkeypatch.setattr(config_module, "resolve_precision",
+                        lambda p: "bf16" if p == "auto" else p)  # fmt: skip
+    plain = toy_config(toy, tmp_path / "out", training={"precision": "auto"})
+    assert config_module.as_config(plain).training.precision == "bf16"
+    obj = config_from_dict(plain)
+    obj.training.precision = "auto"  # a TrainConfig built or changed in Python
+    assert config_module.as_config(obj).training.precision == "bf16"
+
+
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("data: {collection: x, score_store: y}\nstudent: {model: m}\n"

@@ -58,13 +58,14 @@ def tiny_bert_config(**overrides):
     return BertConfig(**settings)
 
 
-def save_tiny_cross_encoder(folder: Path, seed: int = 0) -> Path:
-    """A random ``BertForSequenceClassification`` (1 label) + tokenizer saved in ``folder``."""
+def save_tiny_cross_encoder(folder: Path, seed: int = 0, num_labels: int = 1) -> Path:
+    """A random ``BertForSequenceClassification`` (``num_labels`` logits) + tokenizer saved in
+    ``folder``."""
     import torch
     from transformers import BertForSequenceClassification
 
     torch.manual_seed(seed)
-    model = BertForSequenceClassification(tiny_bert_config(num_labels=1))
+    model = BertForSequenceClassification(tiny_bert_config(num_labels=num_labels))
     model.save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return folder

@@ -43,11 +43,19 @@ def read_qrels(path: str | Path) -> Qrels:
                 line_number,
             )
         try:
-            grade = int(float(grade_text))
+            value = float(grade_text)
         except ValueError:
             raise InputError(
                 f"relevance grade {grade_text!r} is not a number", path, line_number
             ) from None
+        if not value.is_integer():  # int() would truncate 1.5 to 1 without a word
+            raise InputError(
+                f"relevance grade {grade_text!r} is not a whole number (grades are integer "
+                "levels: 0, 1, 2, ...)",
+                path,
+                line_number,
+            )
+        grade = int(value)
         judged = qrels.setdefault(query_id.strip(), {})
         doc_id = doc_id.strip()
         if doc_id in judged and judged[doc_id] != grade:

@@ -94,9 +94,14 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
         if (root / "teacher-train" / "manifest.json").is_file()
         else {}
     )
+    trained_on = (
+        "queries generated from its corpus (no split's queries or qrels)"
+        if config.data.train_queries == "generate"
+        else f"train split `{config.data.train_split}`"
+    )
     lines += [
-        f"- data: `{config.data.collection}` train split `{config.data.train_split}` "
-        f"-> evaluation split `{config.data.eval_split}` ({len(qrels)} judged queries, "
+        f"- data: `{config.data.collection}` {trained_on} -> evaluation split "
+        f"`{config.data.eval_split}` ({len(qrels)} judged queries, "
         f"conventions `{config.data.conventions}`)",
         f"- teacher: `{teacher.get('teacher', pipeline.teacher_spec)}`",
     ]

@@ -346,6 +346,7 @@ def as_config(config: TrainConfig | Mapping[str, Any] | str | Path) -> TrainConf
     """Accept a config object, plain data or a YAML path."""
     if isinstance(config, TrainConfig):
         _check(config)
+        config.training.precision = resolve_precision(config.training.precision)
         return config
     if isinstance(config, str | Path):
         return load_config(config)

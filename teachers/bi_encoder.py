@@ -112,5 +112,7 @@ class BiEncoderTeacher:
             **self.identity,
             "similarity": self.similarity,
             "max_length": self.encoder.max_seq_length,
+            # fp16 on CUDA, fp32 elsewhere: part of the identity, so a store never mixes them
+            "dtype": str(next(self.encoder.parameters()).dtype).replace("torch.", ""),
             "score_transform": "none",
         }

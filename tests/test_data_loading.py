@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval_kd.data import (
@@ -13,6 +14,7 @@ from retrieval_kd.data import (
     load_dataset,
     load_qrels_spec,
     parse_data_split,
+    ranked_doc_ids,
     read_qrels,
     read_queries,
     read_run,
@@ -114,9 +116,18 @@ def test_run_round_trip_orders_ties_by_doc_id(tmp_path: Path) -> None:
     run = {"q1": {"a": 1.0, "b": 1.0, "c": 2.0}, "q2": {"x": 0.5}}
     path = write_run(run, tmp_path / "r.trec", tag="t")
     lines = path.read_text().splitlines()
-    assert lines[:3] == ["q1 Q0 c 1 2.000000 t", "q1 Q0 b 2 1.000000 t", "q1 Q0 a 3 1.000000 t"]
+    assert lines[:3] == ["q1 Q0 c 1 2.0 t", "q1 Q0 b 2 1.0 t", "q1 Q0 a 3 1.0 t"]
     assert read_run(path) == run
     assert truncate_run(run, 2) == {"q1": {"c": 2.0, "b": 1.0}, "q2": {"x": 0.5}}
+
+
+def test_run_file_keeps_full_precision_so_near_ties_stay_ordered(tmp_path: Path) -> None:
+    # 6 decimals would write both as 0.123456 and the tie would put "a" above "b"
+    run = {"q1": {"a": 0.1234561, "b": 0.1234564, "c": np.float32(0.3)}}
+    back = read_run(write_run(run, tmp_path / "r.trec"))
+    assert back["q1"]["a"] == 0.1234561 and back["q1"]["b"] == 0.1234564
+    assert back["q1"]["c"] == float(np.float32(0.3))
+    assert ranked_doc_ids(back["q1"]) == ["c", "b", "a"]
 
 
 # -- bad input: one clear error naming file and line, nothing partial ----------------------------

@@ -110,6 +110,17 @@ def test_teacher_falls_back_and_override_wins(toy_config: dict, tmp_path: Path) 
     )
 
 
+def test_a_bare_run_teacher_scores_the_candidates_it_is_given(toy_config: dict) -> None:
+    # the evaluation stage reuses the teacher built for training: a ``run`` teacher must read
+    # the evaluation candidates' scores, not look eval pairs up in the training run (all 0)
+    run = DistillRun(distill_config_from_dict(toy_config), teacher="run")
+    train_run, eval_run = {"t1": {"d1": 3.0, "d2": 1.0}}, {"e1": {"d2": 5.0, "d3": 2.0}}
+    run.teacher(train_run)
+    teacher = run.teacher(eval_run)
+    scores = teacher.score(["eval query"], [["b", "c"]], query_ids=["e1"], doc_ids=[["d2", "d3"]])
+    assert scores[0].tolist() == [5.0, 2.0]
+
+
 def test_distill_end_to_end_then_skip_then_loss_change(toy_config: dict, tmp_path: Path) -> None:
     config = load_distill_config(write(toy_config, tmp_path / "toy.yaml"))
     pipeline = DistillRun(config, echo=lambda line: None)

@@ -192,3 +192,16 @@ def test_hf_dataset_fits_the_sentence_transformers_losses(tmp_path):
         assert value.ndim == 0 and torch.isfinite(value)
         with pytest.raises(ValueError):  # the same check fails on a wrong label width
             loss.compute_loss_from_embeddings(embeddings, labels[:, :1].repeat(1, 4))
+
+
+def test_teacher_identity_ignores_volatile_keys_at_every_depth():
+    from retrieval_kd.store.store_manifest import teacher_identity
+
+    def ensemble(device: str, batch_size: int) -> dict:
+        member = {"kind": "llm-ql", "model": "m", "device": device, "batch_size": batch_size}
+        return {"kind": "ensemble", "members": [{"weight": 1.0, **member}], "device": device}
+
+    assert teacher_identity(ensemble("cuda", 64)) == teacher_identity(ensemble("cpu", 8))
+    assert teacher_identity(ensemble("cpu", 8))["members"][0] == {
+        "kind": "llm-ql", "model": "m", "weight": 1.0
+    }  # fmt: skip

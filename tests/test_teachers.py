@@ -213,3 +213,6 @@ def test_bi_encoder_teacher_is_cosine_of_embeddings(tmp_path: Path) -> None:
     p = model.encode(PASSAGES[1], normalize_embeddings=True)
     assert scores[1] == pytest.approx(p @ q[1], abs=1e-5)
     assert all(np.all(np.abs(s) <= 1.0 + 1e-6) for s in scores)
+    assert teacher.describe()["dtype"] == "float32"  # fp16 on CUDA: recorded in the identity
+    teacher.encoder.half()
+    assert teacher.describe()["dtype"] == "float16"

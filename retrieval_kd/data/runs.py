@@ -110,7 +110,13 @@ def truncate_run(run: Run, depth: int) -> Run:
 
 
 def write_run(run: Run, path: str | Path, tag: str = "rkd", depth: int | None = None) -> Path:
-    """Write a TREC run atomically (temp file + rename), ranks 1.. in ``ranked_doc_ids`` order."""
+    """Write a TREC run atomically (temp file + rename), ranks 1.. in ``ranked_doc_ids`` order.
+
+    Scores are written at full precision (Python's shortest round-trip form of the float), so
+    reading the file back gives the same scores and the same order: rounding to a few decimals
+    would turn near-ties into ties, broken by doc id, and change rank correlations computed
+    from the file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -119,7 +125,7 @@ def write_run(run: Run, path: str | Path, tag: str = "rkd", depth: int | None = 
             for query_id in sorted(run):
                 for rank, doc_id in enumerate(ranked_doc_ids(run[query_id], depth), start=1):
                     handle.write(
-                        f"{query_id} Q0 {doc_id} {rank} {run[query_id][doc_id]:.6f} {tag}\n"
+                        f"{query_id} Q0 {doc_id} {rank} {float(run[query_id][doc_id])!r} {tag}\n"
                     )
         os.replace(tmp, path)
     except BaseException:

@@ -182,12 +182,16 @@ class DistillRun:
             from teachers import build_teacher
 
             self._teacher = build_teacher(self.teacher_spec, candidates, corpus=self.corpus)
-        elif hasattr(self._teacher, "members"):  # ensembles with a ``run`` member
-            from teachers import RunScoreTeacher
+            return self._teacher
+        from teachers import RunScoreTeacher
 
-            for member, _ in self._teacher.members:
-                if isinstance(member, RunScoreTeacher):
-                    member.run = candidates
+        # a ``run`` teacher (bare, or an ensemble member) reads the scores of the candidates
+        # being scored: rebind it, or the evaluation stage would look eval pairs up in the
+        # training run and score every one 0
+        members = [m for m, _ in getattr(self._teacher, "members", [(self._teacher, 1.0)])]
+        for member in members:
+            if isinstance(member, RunScoreTeacher):
+                member.run = candidates
         return self._teacher
 
     # -- stages ---------------------------------------------------------------------------------

@@ -54,8 +54,17 @@ def write_part(folder: str | Path, rank: int, part: dict[str, Any]) -> Path:
 
 def teacher_identity(describe: dict[str, Any]) -> dict[str, Any]:
     """The part of a scorer's ``describe()`` that decides its scores (JSON-normalised)."""
-    plain = json.loads(json.dumps(describe, sort_keys=True, default=str))
-    return {k: v for k, v in plain.items() if k not in VOLATILE_TEACHER_KEYS}
+    return _without_volatile(json.loads(json.dumps(describe, sort_keys=True, default=str)))
+
+
+def _without_volatile(value: Any) -> Any:
+    """``value`` without volatile keys at any depth (an ensemble's members describe their own
+    device and batch size: an ensemble scored on a GPU must resume on a CPU)."""
+    if isinstance(value, dict):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in VOLATILE_TEACHER_KEYS}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
 
 
 def check_same_teacher(folder: str | Path, describe: dict[str, Any]) -> None:

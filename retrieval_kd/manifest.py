@@ -58,9 +58,27 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
 
 
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss`` is KiB)."""
+    """Peak resident memory of this process, in MiB, since the innermost open :func:`measure`
+    block began (on Linux, where the peak can be reset), else since the process started
+    (Linux ``ru_maxrss`` is KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _reset_peak_memory() -> bool:
+    """Reset the process's peak resident memory to its current size (Linux ``clear_refs`` 5,
+    which ``ru_maxrss`` and ``VmHWM`` both read); False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _cuda_in_use() -> bool:
+    torch = sys.modules.get("torch")  # never import torch just to measure
+    return torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
@@ -88,20 +106,47 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise InputError(f"corrupt manifest: {err.msg}", path, err.lineno) from None
 
 
+#: Peaks of the measure() blocks open now, innermost last (a stage inside a stage).
+_OPEN_BLOCKS: list[dict[str, float]] = []
+
+
 @contextmanager
-def measure() -> Iterator[dict[str, float]]:
-    """Time a block; on exit the yielded dict holds ``wall_s`` and ``peak_memory_mb``.
+def measure() -> Iterator[dict[str, Any]]:
+    """Time a block and measure its own peak memory.
+
+    On exit the yielded dict holds ``wall_s``, ``peak_memory_mb`` and ``peak_memory_scope``:
+    ``"block"`` where the process's peak could be reset when the block began (Linux), so the
+    figure is this block's own peak and not the largest of every earlier stage;
+    ``"process"`` elsewhere (the process's peak so far). With CUDA in use it also holds
+    ``peak_gpu_memory_mb`` (``torch.cuda.max_memory_allocated``, reset likewise). A block
+    nested in another passes its peak up, so the outer block's peak covers it.
 
     Example:
         >>> with measure() as cost:
         ...     _ = sum(range(10))
         >>> sorted(cost)
-        ['peak_memory_mb', 'wall_s']
+        ['peak_memory_mb', 'peak_memory_scope', 'wall_s']
     """
-    cost: dict[str, float] = {}
+    cost: dict[str, Any] = {}
+    if _OPEN_BLOCKS:  # the enclosing block's peak so far, before it is reset
+        _OPEN_BLOCKS[-1]["inner"] = max(_OPEN_BLOCKS[-1]["inner"], peak_memory_mb())
+    scope = "block" if _reset_peak_memory() else "process"
+    gpu = _cuda_in_use()
+    if gpu:
+        sys.modules["torch"].cuda.reset_peak_memory_stats()
+    block = {"inner": 0.0}
+    _OPEN_BLOCKS.append(block)
     start = time.perf_counter()
     try:
         yield cost
     finally:
+        _OPEN_BLOCKS.pop()
+        peak = max(peak_memory_mb(), block["inner"])
+        if _OPEN_BLOCKS:
+            _OPEN_BLOCKS[-1]["inner"] = max(_OPEN_BLOCKS[-1]["inner"], peak)
         cost["wall_s"] = round(time.perf_counter() - start, 3)
-        cost["peak_memory_mb"] = round(peak_memory_mb(), 1)
+        cost["peak_memory_mb"] = round(peak, 1)
+        cost["peak_memory_scope"] = scope
+        if gpu or _cuda_in_use():
+            torch = sys.modules["torch"]
+            cost["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -80,7 +80,7 @@ def ref_kl(S, T, M=None, tau=1.0, tau_t=None):
             lpt, lps = t / tau_t - zt, s / tau - zs
             kl += math.exp(lpt) * (lpt - lps)
         rows.append(kl)
-    return _mean(rows) * tau**2
+    return _mean(rows) * (tau**2 if tau > 1 else 1.0)  # the default: rescale when tau > 1
 
 
 def ref_ranknet(S, T, M=None, target="hard", tau=1.0, margin=0.0):
@@ -229,7 +229,12 @@ def test_kl_scale_only_temperature_for_cosine_students():
     expected = 0.25 * math.log(0.25 / p) + 0.75 * math.log(0.75 / (1 - p))
     got = listwise_kl(s, t2, temperature=0.05, teacher_temperature=1.0, rescale=False)
     _close(got, expected)
-    _close(listwise_kl(s, t2, temperature=0.05, teacher_temperature=1.0), expected * 0.05**2)
+    # the default rescales only a softening temperature (tau > 1): at 0.05 it stays plain
+    _close(listwise_kl(s, t2, temperature=0.05, teacher_temperature=1.0), expected)
+    _close(
+        listwise_kl(s, t2, temperature=0.05, teacher_temperature=1.0, rescale=True),
+        expected * 0.05**2,
+    )
 
 
 def test_ranknet_by_hand():

@@ -27,9 +27,10 @@ def listwise_kl(
     *,
     temperature: float = 1.0,
     teacher_temperature: float | None = None,
-    rescale: bool = True,
+    rescale: bool | None = None,
 ) -> Tensor:
-    r"""KL(teacher ‖ student) between the softmax distributions over each group, times ``τ²``.
+    r"""KL(teacher ‖ student) between the softmax distributions over each group, times ``τ²``
+    when the student's temperature softens (``τ > 1``).
 
     .. math::
         p^t_b = \mathrm{softmax}(t_b / \tau_t),\quad p^s_b = \mathrm{softmax}(s_b / \tau),\quad
@@ -43,7 +44,8 @@ def listwise_kl(
     the shrinking probability gaps, so ``τ²`` keeps its size comparable across temperatures.
     That argument is about softening (``τ > 1``); when ``τ < 1`` only puts a cosine student's
     scores on a logit scale (``τ = 0.05``), ``rescale=False`` drops the factor, which would
-    otherwise shrink the loss 400-fold next to an InfoNCE term at the same ``τ``.
+    otherwise shrink the loss 400-fold next to an InfoNCE term at the same ``τ``; the default
+    (``rescale=None``) applies the factor only when ``τ > 1``.
     Labels are not used (accepted for the common signature). Softmax makes the loss unchanged
     when a constant is added to a row of the student or of the teacher.
 
@@ -54,7 +56,8 @@ def listwise_kl(
         mask: True = real entry; the softmax runs over real entries only.
         temperature: student temperature ``τ`` (> 0), also used for the rescale.
         teacher_temperature: teacher temperature ``τ_t`` (> 0); None = same as ``τ``.
-        rescale: multiply by ``τ²`` (Hinton et al.); False for a scale-only ``τ``.
+        rescale: multiply by ``τ²`` (Hinton et al.); False for a scale-only ``τ``; None
+            (default): only when ``τ > 1``, the softening case the factor is for.
 
     Returns:
         Scalar loss.
@@ -79,4 +82,6 @@ def listwise_kl(
     terms = torch.where(group.mask, log_p_t.exp() * (log_p_t - log_p_s), torch.zeros_like(log_p_s))
     per_row = terms.sum(dim=-1)
     loss = masked_mean(per_row, group.mask.any(dim=-1))
+    if rescale is None:
+        rescale = temperature > 1
     return loss * float(temperature) ** 2 if rescale else loss

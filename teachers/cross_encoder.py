@@ -62,7 +62,7 @@ class CrossEncoderTeacher:
         self.dtype = _pick_dtype(dtype, self.device)
         self.model.to(self.device, self.dtype)
         self.label = label
-        self.score_rule = _score_rule(int(self.model.config.num_labels), label)
+        self._rule = _score_rule(int(self.model.config.num_labels), label)
 
     def score_pairs(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         """Raw logits of ``pairs`` in input order.
@@ -90,7 +90,9 @@ class CrossEncoderTeacher:
                 )
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 logits = self.model(**batch).logits.float()
-                scores[picked] = _read_score(logits, self.label).cpu().numpy()
+                read, minus = self._rule
+                score = logits[:, read] if minus is None else logits[:, read] - logits[:, minus]
+                scores[picked] = score.cpu().numpy()
         return scores
 
     def score(
@@ -111,36 +113,35 @@ class CrossEncoderTeacher:
             "max_length": self.max_length,
             "dtype": str(self.dtype).replace("torch.", ""),
             "score_transform": "none (logit)",
-            "score": self.score_rule,
+            "score": _describe_rule(self._rule),
         }
 
 
-def _score_rule(num_labels: int, label: int | None) -> str:
-    """How a head of ``num_labels`` logits becomes one score (recorded in the identity)."""
+def _score_rule(num_labels: int, label: int | None) -> tuple[int, int | None]:
+    """Which logit is the score, and which one (if any) is subtracted from it.
+
+    One logit: itself; two classes: ``logit[1] - logit[0]``; more: ``label`` must say.
+    """
     from retrieval_kd.errors import RKDError
 
     if label is not None:
         if not 0 <= label < num_labels:
             raise RKDError(f"cross-encoder label {label} is out of range: the head has "
                            f"{num_labels} label(s)")  # fmt: skip
-        return f"logit[{label}]"
+        return label, None
     if num_labels == 1:
-        return "logit[0]"
+        return 0, None
     if num_labels == 2:
-        return "logit[1] - logit[0]"
+        return 1, 0
     raise RKDError(
         f"the cross-encoder head has {num_labels} labels: say which logit is the relevance "
         "score, e.g. {kind: cross-encoder, model: ..., label: 2}"
     )
 
 
-def _read_score(logits: torch.Tensor, label: int | None) -> torch.Tensor:
-    """Scores [N] from logits [N, L] by the rule of :func:`_score_rule`."""
-    if label is not None:
-        return logits[:, label]
-    if logits.shape[-1] == 2:
-        return logits[:, 1] - logits[:, 0]
-    return logits[:, 0]
+def _describe_rule(rule: tuple[int, int | None]) -> str:
+    read, minus = rule
+    return f"logit[{read}]" + ("" if minus is None else f" - logit[{minus}]")
 
 
 def _pick_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -105,6 +105,17 @@ def make_toy_store(collection: Path, out: Path, depth: int = 10) -> Path:
     return out
 
 
+def make_toy_training(root: Path) -> dict[str, Path]:
+    """A toy collection, its score store and a tiny student under ``root`` (training tests)."""
+    collection = make_toy_collection(root / "collection")
+    return {
+        "root": root,
+        "collection": collection,
+        "store": make_toy_store(collection, root / "store"),
+        "model": save_tiny_st(root / "tiny-st"),
+    }
+
+
 def weights_sha256(model_dir: Path) -> str:
     """Hash of the float32 weights of a saved student folder."""
     from safetensors.torch import load_file

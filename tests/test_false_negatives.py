@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _train_worker import make_toy_collection, make_toy_store, save_tiny_st
+from _train_worker import make_toy_training
 from test_training import candidates, toy_config
 
 from retrieval_kd.errors import RKDError
@@ -88,14 +88,7 @@ def test_in_batch_mask_keeps_a_masked_suspect_out_of_its_own_row() -> None:
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("toy-fn")
-    collection = make_toy_collection(root / "collection")
-    return {
-        "root": root,
-        "collection": collection,
-        "store": make_toy_store(collection, root / "store"),
-        "model": save_tiny_st(root / "tiny-st"),
-    }
+    return make_toy_training(tmp_path_factory.mktemp("toy-fn"))
 
 
 def test_config_checks_the_rule_before_training(toy: dict, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _train_worker import make_toy_collection, make_toy_store, save_tiny_st
+from _train_worker import make_toy_training
 from safetensors.torch import load_file
 from test_training import toy_config
 
@@ -18,13 +18,7 @@ from retrieval_kd.training.interpolation import interpolate_weights, snapshot
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("toy-wise")
-    collection = make_toy_collection(root / "collection")
-    return {
-        "collection": collection,
-        "store": make_toy_store(collection, root / "store"),
-        "model": save_tiny_st(root / "tiny-st"),
-    }
+    return make_toy_training(tmp_path_factory.mktemp("toy-wise"))
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _train_worker import make_toy_collection, make_toy_store, save_tiny_st, weights_sha256
+from _train_worker import make_toy_training, weights_sha256
 
 from retrieval_kd.data import load_dataset, pool_doc_ids
 from retrieval_kd.errors import InputError, RKDError
@@ -37,14 +37,7 @@ TERMS = ("loss/margin_mse", "loss/kl", "loss/info_nce")
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("toy")
-    collection = make_toy_collection(root / "collection")
-    return {
-        "root": root,
-        "collection": collection,
-        "store": make_toy_store(collection, root / "store"),
-        "model": save_tiny_st(root / "tiny-st"),
-    }
+    return make_toy_training(tmp_path_factory.mktemp("toy"))
 
 
 def toy_config(toy: dict[str, Path], out: Path, **sections: dict) -> dict:

@@ -111,7 +111,8 @@ def run_training(
         student = build_student(config.student)
     groups = prepared["groups"]
     alpha = config.training.interpolate
-    initial = snapshot(student.model) if alpha is not None else None
+    # only the main process saves, so only it keeps a copy of the starting weights
+    initial = snapshot(student.model) if alpha is not None and args.process_index == 0 else None
     trainer = DistillTrainer(
         student=student,
         group_loss=losses[0],

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from retrieval_kd.errors import InputError
+from retrieval_kd.ranking import rank_key
 
 #: Accepted spelling -> ranx metric name.
 _FAMILIES: dict[str, str] = {
@@ -189,8 +190,8 @@ def trec_order(scores: Mapping[str, float], exclude: str | None = None) -> list[
             raise InputError(f"document {doc_id!r} has a non-numeric score {score!r}") from None
         if math.isnan(value):
             raise InputError(f"document {doc_id!r} has a NaN score")
-        items.append((value, doc_id))
-    items.sort(reverse=True)
+        items.append(rank_key(doc_id, value))
+    items.sort(reverse=True)  # the project's one rule (retrieval_kd.ranking)
     return [doc_id for _, doc_id in items]
 
 

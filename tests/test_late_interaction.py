@@ -81,7 +81,7 @@ def brute_force(table, queries, k) -> tuple[list[list[str]], list[list[float]]]:
             )
             for d, m in table.items()
         }
-        ranked = sorted(found, key=lambda d: (-found[d], list(table).index(d)))[:k]
+        ranked = sorted(found, key=lambda d: (found[d], d), reverse=True)[:k]  # the one rule
         ids.append(ranked)
         scores.append([found[d] for d in ranked])
     return ids, scores

@@ -25,7 +25,7 @@ def test_round_trip(tmp_path):
     assert q2.scores.dtype == np.float32 and q2.scores.tolist() == [2.0, 0.5, -1.0]
     assert q2.labels.tolist() == [1, 0, 0]
     q1 = store.get("q1")
-    assert q1.doc_ids == ["d8", "d9"]  # equal scores: doc id
+    assert q1.doc_ids == ["d9", "d8"]  # equal scores: doc id descending (retrieval_kd.ranking)
     assert q1.labels is None
     assert [row.query_id for row in store] == ["q1", "q2"]
     assert store.manifest is None  # written by score_candidates only

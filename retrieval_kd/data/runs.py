@@ -11,6 +11,7 @@ from pathlib import Path
 from retrieval_kd.data.textfiles import iter_tsv
 from retrieval_kd.data.types import Qrels, Run
 from retrieval_kd.errors import InputError
+from retrieval_kd.ranking import ranked
 
 
 def read_run(
@@ -79,9 +80,9 @@ def _contained(doc_ids: Collection[str], known: Collection[str]) -> list[bool]:
 
 
 def ranked_doc_ids(scores: dict[str, float], depth: int | None = None) -> list[str]:
-    """Doc ids by score descending, ties broken by doc id descending (trec_eval's order)."""
-    ordered = sorted(scores, key=lambda doc_id: (scores[doc_id], doc_id), reverse=True)
-    return ordered if depth is None else ordered[:depth]
+    """Doc ids by score descending, ties broken by doc id descending (trec_eval's order: the
+    project's one rule, :mod:`retrieval_kd.ranking`)."""
+    return ranked(scores, depth)
 
 
 def pool_doc_ids(

@@ -40,6 +40,7 @@ import numpy as np
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.index.storage import _check_expected, _checked_file
 from retrieval_kd.manifest import read_manifest
+from retrieval_kd.ranking import order, tie_ranks
 
 KIND = "late_interaction_index"
 TOKENS_FILE, OFFSETS_FILE, IDS_FILE, INDEX_FILE = (
@@ -92,15 +93,21 @@ def _stack(queries: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(mats) if mats else np.empty((0, dim), np.float32), starts
 
 
-def _top_k(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best (score desc, then position asc). Shapes: [n], [n] -> [<= k], [<= k]."""
+def _top_k(
+    scores: np.ndarray, positions: np.ndarray, k: int, ties: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best by the project's rule (:mod:`retrieval_kd.ranking`: score desc, then doc
+    id desc), ``ties`` being every position's :func:`~retrieval_kd.ranking.tie_ranks`.
+
+    Shapes: [n], [n] -> [<= k], [<= k].
+    """
     if len(scores) > k:
         keep = np.argpartition(-scores, k - 1)[:k]
-        cut = scores[keep].min()  # ties at the cut: keep the lowest positions, like a full sort
+        cut = scores[keep].min()  # every tie at the cut stays in: the rule picks among them
         keep = np.concatenate([np.flatnonzero(scores > cut), np.flatnonzero(scores == cut)])
         scores, positions = scores[keep], positions[keep]
-    order = np.lexsort((positions, -scores))[:k]
-    return scores[order], positions[order]
+    picked = order(scores, ties=ties[positions])[:k]
+    return scores[picked], positions[picked]
 
 
 class LateInteractionIndex:
@@ -131,6 +138,14 @@ class LateInteractionIndex:
             defaults.get("candidates_per_token") or DEFAULT_CANDIDATES_PER_TOKEN
         )
         self._ivf = faiss.try_extract_index_ivf(token_index)
+        self._ties: np.ndarray | None = None
+
+    @property
+    def ties(self) -> np.ndarray:
+        """Each document position's place in doc id descending order (ties of the top k)."""
+        if self._ties is None:
+            self._ties = tie_ranks(self.ids)
+        return self._ties
 
     @property
     def ntotal(self) -> int:
@@ -251,7 +266,7 @@ class LateInteractionIndex:
                 weakest = np.where(found, hit_sims, np.inf).min(axis=1)
                 approx = np.repeat(np.where(np.isinf(weakest), 0, weakest)[:, None], len(docs), 1)
                 np.maximum.at(approx, (np.nonzero(found)[0], column), hit_sims[found])
-                _, docs = _top_k(approx.sum(axis=0), docs, rescore_depth)
+                _, docs = _top_k(approx.sum(axis=0), docs, rescore_depth, self.ties)
                 docs = np.sort(docs)
             out.append(docs)
         return out
@@ -279,7 +294,7 @@ class LateInteractionIndex:
             query = all_tokens[starts[q] : starts[q + 1]]
             tokens, first = self.doc_tokens(docs)
             scores = maxsim(tokens, first, query, [0])[:, 0]
-            top_scores, top_docs = _top_k(scores, docs, k)
+            top_scores, top_docs = _top_k(scores, docs, k, self.ties)
             scores_out.append(top_scores)
             docs_out.append(top_docs)
         return scores_out, docs_out, np.array([len(d) for d in found], np.int64)
@@ -359,7 +374,7 @@ class LateInteractionIndex:
                         np.concatenate([best[q][0], scores[:, j]]),
                         np.concatenate([best[q][1], positions]),
                     )
-                    best[q] = _top_k(*merged, k)
+                    best[q] = _top_k(*merged, k, self.ties)
             first_doc = last_doc
         return self._as_ids([s for s, _ in best], [d for _, d in best], k)
 

@@ -42,8 +42,8 @@ def to_run(store: ScoreStore) -> Run:
 def write_trec(store: ScoreStore, path: str | Path, run_name: str = "rkd-teacher") -> Path:
     """Write the store as a TREC run (``qid Q0 docid rank score name``), atomically.
 
-    Ranks follow the store's order (score descending, then doc id); scores are written with 9
-    significant digits, enough to read back every float32 exactly.
+    Ranks follow the store's order (score descending, then doc id descending); scores are
+    written with 9 significant digits, enough to read back every float32 exactly.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

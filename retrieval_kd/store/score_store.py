@@ -13,7 +13,8 @@ One scoring run feeds every loss and every student, so the scores live on disk a
 
 Reading merges every shard into one store. Rows of the same query from several shards are merged
 into one candidate list; should the same (query, doc) pair appear twice, the first one in shard
-name order wins. Candidates come back sorted by score (descending), then doc id.
+name order wins. Candidates come back in the project's order (:mod:`retrieval_kd.ranking`:
+score descending, then doc id descending).
 
 Example:
     >>> import tempfile
@@ -35,6 +36,7 @@ import numpy as np
 from retrieval_kd.data.types import Qrels, Queries, Run
 from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import MANIFEST_NAME, read_manifest
+from retrieval_kd.ranking import ranked
 from retrieval_kd.store.shards import SHARD_RE, ScoredQuery, ShardWriter, read_shard
 
 __all__ = ["ScoreStore", "ScoredQuery", "ShardWriter"]
@@ -106,7 +108,7 @@ class ScoreStore:
         return self._num_pairs
 
     def get(self, query_id: str) -> ScoredQuery:
-        """One query's candidates, merged over shards, by score descending then doc id.
+        """One query's candidates, merged over shards, by score descending then doc id descending.
 
         Returns:
             ``ScoredQuery(query_id, doc_ids, scores float32 [K], labels int32 [K] | None)``;
@@ -129,7 +131,7 @@ class ScoreStore:
                 labels = shard.labels[lstart : lstart + len(docs)]  # type: ignore[index]
             for doc, score, label in zip(docs, scores, labels, strict=True):
                 merged.setdefault(doc, (score, None if label is None else int(label)))
-        order = sorted(merged, key=lambda d: (-merged[d][0], d))
+        order = ranked({d: float(v[0]) for d, v in merged.items()})
         scores_out = np.array([merged[d][0] for d in order], dtype=np.float32)
         labels_list = [merged[d][1] for d in order]
         labels_out = (

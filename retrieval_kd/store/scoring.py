@@ -1,7 +1,7 @@
 """The resumable, distributable teacher-scoring loop that fills a score store.
 
 ``score_candidates`` takes each query's top-``depth`` candidates (by candidate score descending,
-then doc id), asks the teacher for the pairs not yet in the store, and writes a shard every
+then doc id descending), asks the teacher for the pairs not yet in the store, and writes a shard every
 ``queries_per_shard`` queries.
 
 Resume:
@@ -40,7 +40,6 @@ Errors (each leaves no partial shard; shards written before it stay, so a re-run
 from __future__ import annotations
 
 import hashlib
-import heapq
 import logging
 import os
 import platform
@@ -55,6 +54,7 @@ from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import Scorer
 from retrieval_kd.manifest import MANIFEST_NAME, fingerprint, peak_memory_mb, read_manifest
 from retrieval_kd.progress import progress
+from retrieval_kd.ranking import ranked
 from retrieval_kd.store.score_store import ScoredQuery, ScoreStore, ShardWriter
 from retrieval_kd.store.store_manifest import (
     check_same_teacher,
@@ -92,7 +92,7 @@ def score_candidates(
         candidates: query id -> {doc id: candidate score}, e.g. a BM25 run.
         passage_text: doc ids -> texts (same length and order), e.g. a corpus lookup.
         out_dir: the store folder (created if missing; an existing store is resumed).
-        depth: candidates per query, the top ones by candidate score, then doc id.
+        depth: candidates per query, the top ones by candidate score, then doc id descending.
         qrels: when given, each pair's qrels grade (0 when unjudged) is stored as its label.
         add_qrels_positives: also score each query's relevant (grade > 0) qrels documents that
             are not among its top-``depth`` candidates (needs ``qrels``).
@@ -238,14 +238,15 @@ def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tupl
 def plan_candidates(
     candidates: Run, depth: int, qrels: Qrels | None = None
 ) -> dict[str, list[str]]:
-    """Each query's doc ids to score: the top ``depth`` by score desc, then doc id.
+    """Each query's doc ids to score: the top ``depth`` in the project's order
+    (:mod:`retrieval_kd.ranking`: score descending, then doc id descending).
 
     With ``qrels``, each query's relevant (grade > 0) documents outside the top are appended,
     sorted by doc id. Queries without candidates are left out.
     """
     plan = {}
     for qid, scored in candidates.items():
-        top = [d for d, _ in heapq.nsmallest(depth, scored.items(), key=lambda x: (-x[1], x[0]))]
+        top = ranked(scored, depth)
         if qrels is not None:
             seen = set(top)
             top += sorted(d for d, g in qrels.get(qid, {}).items() if g > 0 and d not in seen)

@@ -46,11 +46,17 @@ class TrainableStudent(Protocol):
         """
         ...
 
-    def score_all(self, queries: list[str], passages: list[str]) -> torch.Tensor:
+    def score_all(
+        self, queries: list[str], passages: list[str], gather: bool = False
+    ) -> torch.Tensor:
         """Differentiable scores of every query against every passage (in-batch negatives).
 
+        ``gather``: also against the passages of every other process of the process group
+        (rank order, gradients kept; :mod:`retrieval_kd.training.distributed`).
+
         Shapes:
-            queries: B strings; passages: N strings. returns: Tensor[B, N].
+            queries: B strings; passages: N strings. returns: Tensor[B, N] ([B, W*N] when
+            gathering over W processes).
 
         Raises:
             NotImplementedError: for students that cannot score cross products cheaply

@@ -278,13 +278,23 @@ class BiEncoderStudent:
         p = self.encode_passages([text for group in passages for text in group])
         return (q.unsqueeze(1) * p.view(len(queries), k, -1)).sum(-1)
 
-    def score_all(self, queries: list[str], passages: list[str]) -> torch.Tensor:
+    def score_all(
+        self, queries: list[str], passages: list[str], gather: bool = False
+    ) -> torch.Tensor:
         """Differentiable scores of every query against every passage.
 
+        ``gather``: score against every process's passages (rank order, gradients kept;
+        :mod:`retrieval_kd.training.distributed`), W = the number of processes.
+
         Shapes:
-            queries: B strings; passages: N strings. returns: Tensor[B, N].
+            queries: B strings; passages: N strings. returns: Tensor[B, N] (gather: [B, W*N]).
         """
-        return self.similarity(self.encode_queries(queries), self.encode_passages(passages))
+        p = self.encode_passages(passages)
+        if gather:
+            from retrieval_kd.training.distributed import gather_vectors
+
+            p = gather_vectors(p)
+        return self.similarity(self.encode_queries(queries), p)
 
     def save(self, folder: str | Path) -> None:
         """Write a plain sentence-transformers folder plus ``rkd_student.json``."""

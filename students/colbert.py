@@ -251,16 +251,23 @@ class ColBERTStudent:
         d_mask = d_mask.reshape(len(queries), k, -1)
         return colbert_kd_scores(q, d, queries_mask=q_mask, documents_mask=d_mask)
 
-    def score_all(self, queries: list[str], passages: list[str]) -> Tensor:
+    def score_all(self, queries: list[str], passages: list[str], gather: bool = False) -> Tensor:
         """MaxSim of every query against every passage (in-batch negatives; differentiable).
 
+        ``gather``: against every process's passages (token vectors padded to the longest
+        process's length, gradients kept; :mod:`retrieval_kd.training.distributed`).
+
         Shapes:
-            queries: B strings; passages: N strings. returns: [B, N] float32.
+            queries: B strings; passages: N strings. returns: [B, N] float32 (gather: [B, W*N]).
         """
         from sentence_transformers.util.similarity import maxsim
 
         q, q_mask = self.embed(queries, "query")
         d, d_mask = self.embed(passages, "document")
+        if gather:
+            from retrieval_kd.training.distributed import gather_tokens
+
+            d, d_mask = gather_tokens(d, d_mask)
         return maxsim(q, d, a_mask=q_mask, b_mask=d_mask)
 
     def save(self, folder: str | Path) -> None:

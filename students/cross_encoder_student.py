@@ -117,7 +117,7 @@ class CrossEncoderStudent:
         logits = self.model(features)["scores"]
         return logits.reshape(len(queries), k)
 
-    def score_all(self, queries: list[str], passages: list[str]) -> Tensor:
+    def score_all(self, queries: list[str], passages: list[str], gather: bool = False) -> Tensor:
         """Not offered: a cross-encoder would need a forward pass for each of the B x N pairs.
 
         Raises:

@@ -128,7 +128,9 @@ class PointwiseLLMStudent:
         score = torch.logsumexp(out[:, self.yes_ids], -1) - torch.logsumexp(out[:, self.no_ids], -1)
         return score.view(len(queries), widths.pop() if widths else 0)
 
-    def score_all(self, queries: list[str], passages: list[str]) -> torch.Tensor:
+    def score_all(
+        self, queries: list[str], passages: list[str], gather: bool = False
+    ) -> torch.Tensor:
         raise NotImplementedError("an LLM pointwise student scores groups, not cross products")
 
     def score(

@@ -136,8 +136,12 @@ class WeightsHash:
 
         outer = self
         self.digest = ""
+        self.logs: list[dict] = []
 
         class _Callback(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+                outer.logs.append(dict(logs or {}))
+
             def on_train_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
                 digest = hashlib.sha256()
                 for name, tensor in sorted(model.state_dict().items()):
@@ -148,13 +152,13 @@ class WeightsHash:
         self.callback = _Callback()
 
 
-def main() -> None:
+def train_and_record(config: dict, out: Path) -> dict:
+    """Train from ``config``; write and return this rank's record (``rank<r>.json``): its step
+    count, a hash of its final weights and the Trainer's log lines (loss, grad_norm)."""
     import os
 
     from retrieval_kd.training import train
 
-    config = json.loads(Path(sys.argv[1]).read_text())
-    out = Path(sys.argv[2])
     weights = WeightsHash()
     result = train(config, callbacks=[weights.callback])
     rank = int(os.environ.get("RANK", "0"))
@@ -163,8 +167,14 @@ def main() -> None:
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         "global_step": result.global_step,
         "weights": weights.digest,
+        "logs": weights.logs,
     }
     (out / f"rank{rank}.json").write_text(json.dumps(record))
+    return record
+
+
+def main() -> None:
+    train_and_record(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))
 
 
 if __name__ == "__main__":

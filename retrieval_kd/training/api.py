@@ -247,6 +247,7 @@ def train(
         "false_negatives": prepared["groups"].false_negative_counts(),
         "examples_per_s": outcome["examples_per_s"],
         "world_size": outcome["world_size"],
+        "in_batch_processes": outcome.get("in_batch_processes"),
     }
     manifest = {
         "stage": "train",

@@ -107,6 +107,8 @@ class TrainingConfig:
     resume_from_checkpoint: bool | str | None = None
     grad_cache: bool = False
     grad_cache_chunk_size: int = 32
+    # under DDP, in-batch negatives from every process (retrieval_kd.training.distributed)
+    gather_across_devices: bool = True
     dataloader_workers: int = 0
     use_cpu: bool = False
     ddp_backend: str | None = None

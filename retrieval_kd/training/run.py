@@ -121,6 +121,7 @@ def run_training(
         eval_batch_size=config.evaluation.batch_size,
         grad_cache=config.training.grad_cache,
         grad_cache_chunk_size=config.training.grad_cache_chunk_size,
+        gather_across_devices=config.training.gather_across_devices,
         args=args,
         train_dataset=groups,
         callbacks=[EpochCallback(groups), *(callbacks or [])],
@@ -151,5 +152,9 @@ def run_training(
         "examples_per_s": round(examples * args.world_size / max(runtime, 1e-9), 3),
         "train_runtime_s": round(runtime, 3),
         "world_size": args.world_size,
+        # processes whose passages each query's in-batch negatives come from
+        "in_batch_processes": None
+        if losses[1] is None
+        else (args.world_size if trainer.gathering else 1),
         "is_main": is_main,
     }

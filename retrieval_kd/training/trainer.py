@@ -11,7 +11,9 @@ The Trainer brings mixed precision, gradient accumulation, warm-up and schedules
   (``score_groups``, or ``score_all`` when a loss term wants in-batch negatives), evaluates the
   loss spec and logs **every term** (``loss/<name>``, averaged over the logging interval and the
   processes); whose ``evaluate`` re-ranks the dev set (nDCG@10); and whose ``training_step``
-  implements gradient caching when asked (:mod:`retrieval_kd.training.grad_cache`).
+  implements gradient caching when asked (:mod:`retrieval_kd.training.grad_cache`). Under DDP,
+  in-batch negatives are every process's passages, gathered with gradients
+  (:mod:`retrieval_kd.training.distributed`; ``training.gather_across_devices``).
 
 Only the ``TrainableStudent`` protocol is used (plus ``encode_queries`` / ``encode_passages`` /
 ``similarity`` for gradient caching), so the same trainer trains every student kind.
@@ -29,6 +31,7 @@ from transformers import Trainer
 from retrieval_kd.losses import WeightedSum
 from retrieval_kd.training.callbacks import TERM_PREFIX
 from retrieval_kd.training.dev import DevSet, evaluate_student
+from retrieval_kd.training.distributed import gather_groups, gather_vectors, world
 from retrieval_kd.training.grad_cache import (
     backward_through_chunks,
     chunks,
@@ -43,7 +46,8 @@ class StudentModule(nn.Module):
     """The module the Trainer optimises: the student's model, called through the student.
 
     ``forward(mode, ...)``: ``"groups"`` -> ``score_groups(queries, passages)`` [B, K];
-    ``"all"`` -> ``score_all(queries, passages)`` [B, N]; ``"queries"`` / ``"passages"`` ->
+    ``"all"`` -> ``score_all(queries, passages, gather)`` [B, N] ([B, W*N] when gathering
+    across W processes); ``"queries"`` / ``"passages"`` ->
     ``encode_queries(texts)`` / ``encode_passages(texts)`` [n, D].
     """
 
@@ -58,10 +62,13 @@ class StudentModule(nn.Module):
         queries: list[str] | None = None,
         passages: list[Any] | None = None,
         texts: list[str] | None = None,
+        gather: bool = False,
     ) -> torch.Tensor:
         if mode == "groups":
             return self.student.score_groups(queries, passages)
         if mode == "all":
+            if gather:
+                return self.student.score_all(queries, passages, gather=True)
             return self.student.score_all(queries, passages)
         if mode == "queries":
             return self.student.encode_queries(texts)
@@ -70,20 +77,27 @@ class StudentModule(nn.Module):
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
 
 
-def group_block(scores_all: torch.Tensor, group_size: int) -> torch.Tensor:
+def group_block(scores_all: torch.Tensor, group_size: int, offset: int = 0) -> torch.Tensor:
     """Each query's scores against its own group, out of the scores against all passages.
 
+    ``offset``: the index of this process's first group among all gathered groups (0 on one
+    process).
+
     Shapes:
-        scores_all: [B, B * K] (passage ``b * K + k`` is candidate ``k`` of query ``b``)
-        -> [B, K].
+        scores_all: [B, G * K] (passage ``g * K + k`` is candidate ``k`` of group ``g``; G = B
+        on one process, W * B gathered over W) -> [B, K].
     """
     batch = scores_all.shape[0]
     rows = torch.arange(batch, device=scores_all.device)
-    return scores_all.view(batch, batch, group_size)[rows, rows]
+    groups = scores_all.shape[1] // group_size
+    return scores_all.view(batch, groups, group_size)[rows, rows + offset]
 
 
 def in_batch_targets(
-    doc_ids: list[list[str]], labels: torch.Tensor, group_mask: torch.Tensor | None = None
+    doc_ids: list[list[str]],
+    labels: torch.Tensor,
+    group_mask: torch.Tensor | None = None,
+    offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels and mask of every query against every passage of the batch.
 
@@ -92,22 +106,27 @@ def in_batch_targets(
     0), except those whose doc id is also in the query's own group (masked out: a duplicate must
     not be a negative of itself, nor a positive counted twice).
 
+    ``doc_ids`` are every group of the (gathered) batch; this process's B queries own groups
+    ``offset .. offset + B - 1`` (``offset`` 0 and G = B on one process).
+
     Shapes:
-        doc_ids: B lists of K; labels: [B, K]; group_mask: [B, K] bool or None
-        -> labels [B, B * K], mask [B, B * K] bool.
+        doc_ids: G lists of K; labels: [B, K]; group_mask: [B, K] bool or None
+        -> labels [B, G * K], mask [B, G * K] bool.
     """
     batch, k = labels.shape
     flat = [d for group in doc_ids for d in group]
-    out_labels = torch.zeros(batch, batch * k, dtype=labels.dtype, device=labels.device)
-    mask = torch.ones(batch, batch * k, dtype=torch.bool, device=labels.device)
-    for b, group in enumerate(doc_ids):
-        own = set(group)
+    width = len(flat)
+    out_labels = torch.zeros(batch, width, dtype=labels.dtype, device=labels.device)
+    mask = torch.ones(batch, width, dtype=torch.bool, device=labels.device)
+    for b in range(batch):
+        g = offset + b
+        own = set(doc_ids[g])
         for j, doc in enumerate(flat):
-            if j // k != b and doc in own:
+            if j // k != g and doc in own:
                 mask[b, j] = False
-        out_labels[b, b * k : (b + 1) * k] = labels[b]
+        out_labels[b, g * k : (g + 1) * k] = labels[b]
         if group_mask is not None:
-            mask[b, b * k : (b + 1) * k] = group_mask[b].to(mask.device)
+            mask[b, g * k : (g + 1) * k] = group_mask[b].to(mask.device)
     return out_labels, mask
 
 
@@ -122,6 +141,8 @@ class DistillTrainer(Trainer):
         eval_batch_size: texts per encoding call when re-ranking the dev set.
         grad_cache: use gradient caching (students with single-vector encoders only).
         grad_cache_chunk_size: texts per chunk with gradient caching.
+        gather_across_devices: under DDP, in-batch negatives are every process's passages
+            (:mod:`retrieval_kd.training.distributed`); False: each process's own only.
         **kwargs: ``transformers.Trainer`` arguments (``args``, ``train_dataset``, ``callbacks``).
     """
 
@@ -135,6 +156,7 @@ class DistillTrainer(Trainer):
         eval_batch_size: int = 64,
         grad_cache: bool = False,
         grad_cache_chunk_size: int = 32,
+        gather_across_devices: bool = True,
         **kwargs: Any,
     ) -> None:
         if group_loss is None and in_batch_loss is None:
@@ -150,17 +172,25 @@ class DistillTrainer(Trainer):
         self.eval_batch_size = eval_batch_size
         self.grad_cache = grad_cache
         self.grad_cache_chunk_size = grad_cache_chunk_size
+        self.gather_across_devices = gather_across_devices
         self._term_sums: dict[str, float] = {}
         self._term_count = 0
 
     # -- loss ---------------------------------------------------------------------------------
     def loss_terms(
-        self, group_scores: torch.Tensor, all_scores: torch.Tensor | None, inputs: dict[str, Any]
+        self,
+        group_scores: torch.Tensor,
+        all_scores: torch.Tensor | None,
+        inputs: dict[str, Any],
+        groups: tuple[list[list[str]], int] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Every loss term and the total ``"loss"`` from the student's scores.
 
+        ``groups``: the doc ids of every gathered group and the index of this process's first
+        (:func:`~retrieval_kd.training.distributed.gather_groups`); None: this batch's own.
+
         Shapes:
-            group_scores: [B, K]; all_scores: [B, B * K] or None.
+            group_scores: [B, K]; all_scores: [B, G * K] or None (G = B, or W * B gathered).
         """
         teacher = inputs["teacher_scores"].to(group_scores.device)
         labels = inputs["labels"].to(group_scores.device)
@@ -174,12 +204,18 @@ class DistillTrainer(Trainer):
             out.update(terms)
         if self.in_batch_loss is not None:
             assert all_scores is not None
-            ib_labels, ib_mask = in_batch_targets(inputs["doc_ids"], labels, mask)
+            doc_ids, offset = groups if groups is not None else (inputs["doc_ids"], 0)
+            ib_labels, ib_mask = in_batch_targets(doc_ids, labels, mask, offset)
             terms = self.in_batch_loss(all_scores, None, ib_labels, ib_mask)
             total = total + terms.pop("loss")
             out.update(terms)
         out["loss"] = total
         return out
+
+    @property
+    def gathering(self) -> bool:
+        """Whether in-batch negatives come from every process (DDP with gathering on)."""
+        return self.gather_across_devices and world()[1] > 1
 
     def _record(self, terms: dict[str, torch.Tensor]) -> None:
         for name, value in terms.items():
@@ -197,14 +233,19 @@ class DistillTrainer(Trainer):
         """Score the groups with the student and evaluate the loss spec (each term recorded)."""
         queries, passages = inputs["queries"], inputs["passages"]
         k = len(passages[0])
+        groups = None
         if self.in_batch_loss is not None:
             flat = [text for group in passages for text in group]
-            all_scores = model(mode="all", queries=queries, passages=flat)
-            group_scores = group_block(all_scores, k)
+            if self.gathering:
+                groups = gather_groups(inputs["doc_ids"])
+                all_scores = model(mode="all", queries=queries, passages=flat, gather=True)
+            else:
+                all_scores = model(mode="all", queries=queries, passages=flat)
+            group_scores = group_block(all_scores, k, groups[1] if groups else 0)
         else:
             all_scores = None
             group_scores = model(mode="groups", queries=queries, passages=passages)
-        terms = self.loss_terms(group_scores, all_scores, inputs)
+        terms = self.loss_terms(group_scores, all_scores, inputs, groups)
         if model.training:
             self._record(terms)
         return (terms["loss"], terms) if return_outputs else terms["loss"]
@@ -237,9 +278,17 @@ class DistillTrainer(Trainer):
             p_reps, p_states = embed_without_graph(encode_passages, p_parts)
         q = torch.cat(q_reps).float().requires_grad_()
         p = torch.cat(p_reps).float().requires_grad_()
-        all_scores = self.student.similarity(q, p)
+        groups = None
+        if self.in_batch_loss is not None and self.gathering:
+            groups = gather_groups(inputs["doc_ids"])
+            all_scores = self.student.similarity(q, gather_vectors(p))
+        else:
+            all_scores = self.student.similarity(q, p)
         terms = self.loss_terms(
-            group_block(all_scores, k), all_scores if self.in_batch_loss else None, inputs
+            group_block(all_scores, k, groups[1] if groups else 0),
+            all_scores if self.in_batch_loss else None,
+            inputs,
+            groups,
         )
         self._record(terms)
         loss = terms["loss"] / self.current_gradient_accumulation_steps

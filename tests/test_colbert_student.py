@@ -281,3 +281,45 @@ def test_real_minilm_l6_colbert_student_scores():
     )[0]
     assert scores.shape == (2,) and np.isfinite(scores).all()
     assert (scores > 0).all() and (scores <= 32 + 1e-4).all()  # 32 unit-vector maxima at most
+
+
+def test_dev_pool_is_encoded_once_not_once_per_query(
+    student: ColBERTStudent, tmp_path: Path
+) -> None:
+    from retrieval_kd.data import Corpus
+    from retrieval_kd.training.dev import DevSet, rerank
+
+    docs = {f"d{i}": text for i, text in enumerate(p for group in PASSAGES for p in group)}
+    corpus = Corpus.from_records([(d, "", t) for d, t in docs.items()], tmp_path / "c.arrow")
+    pool = sorted(docs)
+    dev = DevSet(
+        queries={f"q{i}": q for i, q in enumerate(QUERIES)},
+        qrels={f"q{i}": {"d0": 1} for i in range(len(QUERIES))},
+        candidates={f"q{i}": pool for i in range(len(QUERIES))},
+        corpus=corpus,
+        metric="ndcg@10",
+        conventions="beir",
+        source="toy pool",
+    )
+    encoded: list[str] = []  # every passage text the student encodes, by either path
+    encode_passages, embed = student.encode_passages, student.embed
+
+    def counting(texts: list[str], batch_size: int | None = None) -> TokenEmbeddings:
+        encoded.extend(texts)
+        return encode_passages(texts, batch_size)
+
+    def counting_embed(texts: list[str], task: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if task == "document":
+            encoded.extend(texts)
+        return embed(texts, task)
+
+    student.encode_passages = counting  # type: ignore[method-assign]
+    student.embed = counting_embed  # type: ignore[method-assign]
+    run = rerank(student, dev, sorted(dev.queries))
+    assert sorted(encoded) == sorted(corpus.texts(pool))  # each pool passage once, not per query
+    student.embed = embed  # type: ignore[method-assign]
+    with torch.no_grad():
+        for qid, query in dev.queries.items():
+            expected = student.score_groups([query], [corpus.texts(pool)])[0]
+            got = torch.tensor([run[qid][d] for d in pool])
+            torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-4)

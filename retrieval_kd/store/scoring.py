@@ -1,8 +1,8 @@
 """The resumable, distributable teacher-scoring loop that fills a score store.
 
 ``score_candidates`` takes each query's top-``depth`` candidates (by candidate score descending,
-then doc id descending), asks the teacher for the pairs not yet in the store, and writes a shard every
-``queries_per_shard`` queries.
+then doc id descending), asks the teacher for the pairs not yet in the store, and writes a shard
+every ``queries_per_shard`` queries.
 
 Resume:
     A run killed at any point (even ``kill -9``) and re-run with the same arguments scores only

@@ -11,11 +11,12 @@ all dev queries' candidates and judged documents, instead of its own candidates.
 query's BM25 top 20 only asks how the student orders documents BM25 already found; the pool also
 asks it to keep other queries' documents out of the top 10, as full-corpus retrieval does (the
 re-ranking dev curve disagreed with full-corpus test nDCG@10 on SciFact and NFCorpus). For a
-vector student each pool document is encoded once, so the extra cost is the judged documents
-that no query's candidates hold.
+vector or ColBERT student each pool document is encoded once, so the extra cost is the judged
+documents that no query's candidates hold.
 
 Re-ranking uses the student's ``encode_queries`` / ``encode_passages`` / ``similarity`` when it
-has them (each distinct passage is encoded once), else ``score_groups`` query by query. Under
+has them (one vector per text, or ColBERT's token vectors; each distinct passage is encoded
+once), else ``score_groups`` query by query (cross-encoders). Under
 ``torch.distributed`` every rank re-ranks its share of the queries and the runs are gathered.
 """
 
@@ -161,6 +162,40 @@ def _rerank_vectors(student: Any, dev: DevSet, query_ids: list[str], batch_size:
     return run
 
 
+def _representation(student: Any, query: str) -> str:
+    """``"vectors"`` (one vector per text), ``"tokens"`` (ColBERT's token vectors) or
+    ``"pairs"`` (a cross-encoder: only ``score_groups``), probed on one query."""
+    if not all(hasattr(student, m) for m in ("encode_queries", "encode_passages", "similarity")):
+        return "pairs"
+    probe = student.encode_queries([query])
+    if isinstance(probe, torch.Tensor) and probe.dim() == 2:
+        return "vectors"
+    return "tokens" if hasattr(probe, "vectors") and hasattr(probe, "mask") else "pairs"
+
+
+def _rerank_tokens(student: Any, dev: DevSet, query_ids: list[str], batch_size: int) -> Run:
+    """Re-rank with token vectors (ColBERT: ``encode_*`` give ``TokenEmbeddings``), each passage
+    encoded once and MaxSim taken per query over its candidates.
+
+    With ``search: pool`` every query's candidates are the same pool: scoring through
+    ``score_groups`` would encode the whole pool once per query.
+    """
+    docs = sorted({d for q in query_ids for d in dev.candidates[q]})
+    passages = student.encode_passages(dev.corpus.texts(docs), batch_size=batch_size)
+    queries = student.encode_queries([dev.queries[q] for q in query_ids], batch_size=batch_size)
+    row = {d: i for i, d in enumerate(docs)}
+    run: Run = {}
+    for i, qid in enumerate(query_ids):
+        cands = dev.candidates[qid]
+        if cands:
+            idx = torch.tensor([row[d] for d in cands], device=passages.vectors.device)
+            one = type(queries)(queries.vectors[i : i + 1], queries.mask[i : i + 1])
+            subset = type(passages)(passages.vectors[idx], passages.mask[idx])
+            scores = student.similarity(one, subset)[0]
+            run[qid] = dict(zip(cands, scores.float().tolist(), strict=True))
+    return run
+
+
 def _rerank_groups(student: Any, dev: DevSet, query_ids: list[str], batch_size: int) -> Run:
     """Re-rank with ``score_groups``, one query and up to ``batch_size`` passages per call."""
     run: Run = {}
@@ -187,7 +222,15 @@ def rerank(student: Any, dev: DevSet, query_ids: list[str], batch_size: int = 64
     module.eval()
     try:
         with torch.no_grad():
-            run = _rerank_vectors(student, dev, query_ids, batch_size) if query_ids else {}
+            if not query_ids:
+                return {}
+            kind = _representation(student, dev.queries[query_ids[0]])
+            if kind == "vectors":
+                run = _rerank_vectors(student, dev, query_ids, batch_size)
+            elif kind == "tokens":
+                run = _rerank_tokens(student, dev, query_ids, batch_size)
+            else:
+                run = None
             return run if run is not None else _rerank_groups(student, dev, query_ids, batch_size)
     finally:
         module.train(was_training)

@@ -145,8 +145,64 @@ def test_corrupted_index_file_is_input_error(saved: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="corrupted"):
+    with pytest.raises(InputError, match="SHA-256 differs from manifest.json: the file is"):
+        DenseIndex.load(saved, verify="full")
+
+
+def test_default_check_samples_the_file_and_full_hash_is_on_request(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval_kd.index.storage as storage
+
+    hashed: list[Path] = []
+    full_hash = storage.sha256_file
+    monkeypatch.setattr(storage, "sha256_file", lambda p: hashed.append(p) or full_hash(p))
+    DenseIndex.load(saved)  # size + sampled blocks: no full read of any file
+    assert hashed == []
+    DenseIndex.load(saved, verify="full")
+    assert sorted(p.name for p in hashed) == ["ids.txt", INDEX_FILE]
+    path = saved / INDEX_FILE
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF  # the header: in the first sampled block
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="sampled SHA-256 differs"):
         DenseIndex.load(saved)
+    with pytest.raises(RKDError, match="verify must be one of"):
+        DenseIndex.load(saved, verify="quick")
+
+
+def test_sampled_hash_reads_at_most_one_mebibyte(tmp_path: Path) -> None:
+    from retrieval_kd.manifest import sample_sha256
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(8 << 20))
+    before = sample_sha256(big)
+    with open(big, "r+b") as handle:  # a byte between two sampled blocks: not seen
+        handle.seek((8 << 20) // 15 // 2)
+        handle.write(b"\x01")
+    assert sample_sha256(big) == before
+    with open(big, "r+b") as handle:  # the last block is always sampled
+        handle.seek((8 << 20) - 10)
+        handle.write(b"\x01")
+    assert sample_sha256(big) != before
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_loaded_indexes_are_memory_mapped_and_read_only(corpus, tmp_path: Path, kind: str) -> None:
+    ids, vectors, queries = corpus
+    index = DenseIndex(DIM, kind, student_hash="s")
+    index.add(ids, vectors)
+    index.save(tmp_path / kind)
+    mapped = DenseIndex.load(tmp_path / kind)
+    whole = DenseIndex.load(tmp_path / kind, mmap=False)
+    assert (mapped.memory_mapped, whole.memory_mapped) == (True, False)
+    got, want = mapped.search(queries, k=5), whole.search(queries, k=5)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
+    with pytest.raises(RKDError, match="memory-mapped"):
+        mapped.add(["new"], vectors[:1])
+    whole.add(["new"], vectors[:1])
+    assert whole.ntotal == len(ids) + 1
 
 
 def test_garbage_that_faiss_cannot_read_is_input_error(saved: Path) -> None:

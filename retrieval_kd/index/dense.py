@@ -83,6 +83,7 @@ class DenseIndex:
         self._options["train_size"] = train_size
         self._use_gpu = gpu.want_gpu(use_gpu)
         self._on_gpu = False
+        self.memory_mapped = False  # loaded with IO_FLAG_MMAP_IFC: read-only
         self._index: faiss.Index | None = None
         self._ids: list[str] = []
         self._id_set: set[str] | None = set()
@@ -167,13 +168,18 @@ class DenseIndex:
         """Append vectors under string doc ids; trains on them first if not trained yet.
 
         Raises:
-            RKDError: ids and vectors differ in count, or an id is empty, has a line break or
-                is already in the index.
+            RKDError: ids and vectors differ in count, an id is empty, has a line break or
+                is already in the index, or the index was loaded memory-mapped.
             IndexMismatchError: the vectors' dimension is not the index's.
 
         Shapes:
             ids: n strings; vectors: [n, D].
         """
+        if self.memory_mapped:  # FAISS aborts the process on a write to mapped storage
+            raise RKDError(
+                "this index was loaded memory-mapped (read-only): load it with mmap=False "
+                "to add vectors"
+            )
         array = self._prepare(vectors, "vectors")
         ids = list(ids)
         if len(ids) != len(array):
@@ -309,7 +315,8 @@ class DenseIndex:
         expected_dim: int | None = None,
         *,
         use_gpu: bool | None = None,
-        verify: bool = True,
+        verify: bool | str = "sample",
+        mmap: bool = True,
     ) -> DenseIndex:
         """Load a saved index after checking it against its manifest.
 
@@ -318,15 +325,19 @@ class DenseIndex:
             expected_student_hash: refuse the index unless it was built from this checkpoint.
             expected_dim: refuse the index unless it holds vectors of this dimension.
             use_gpu: as in the constructor.
-            verify: check the files' SHA-256 (sizes are always checked); reading a multi-GB
-                index twice costs seconds.
+            verify: ``"sample"`` (default: size + a hash of 16 sampled 64 KiB blocks),
+                ``"full"`` / True (the SHA-256 of every byte: seconds for a multi-GB index) or
+                ``"size"`` / False (``retrieval_kd.index.storage``).
+            mmap: memory-map the index where FAISS can (flat, IVF, HNSW); a mapped index is
+                searched as usual but is read-only (:meth:`add` refuses; load with
+                ``mmap=False`` to add to it).
 
         Raises:
             InputError: missing, truncated or corrupted files, or a manifest of another kind.
             IndexMismatchError: another student checkpoint or dimension than expected.
         """
-        manifest, index, ids = read_index_folder(
-            folder, expected_student_hash, expected_dim, verify
+        manifest, index, ids, mapped = read_index_folder(
+            folder, expected_student_hash, expected_dim, verify, mmap
         )
         try:
             self = cls(
@@ -343,6 +354,7 @@ class DenseIndex:
         self.build_info = dict(manifest.get("build", {}))
         self._index, self._on_gpu = gpu.to_gpu(index) if self._use_gpu else (index, False)
         self._ids, self._id_set = ids, None
+        self.memory_mapped = mapped and not self._on_gpu
         self._saved_bytes = manifest["files"]["index"]["bytes"]
         self.set_search_defaults(**defaults)
         return self

@@ -47,10 +47,10 @@ from retrieval_kd.index.late_interaction import (
 )
 from retrieval_kd.manifest import (
     MANIFEST_NAME,
+    file_record,
     fingerprint,
     measure,
     read_manifest,
-    sha256_file,
     write_json_atomic,
     write_manifest,
 )
@@ -136,8 +136,7 @@ def build_late_interaction_index(
         write_json_atomic(out_dir / IDS_FILE, ids)
     names = (TOKENS_FILE, OFFSETS_FILE, IDS_FILE, INDEX_FILE)
     files_record = {
-        role: {"name": n, "bytes": (out_dir / n).stat().st_size, "sha256": sha256_file(out_dir / n)}
-        for role, n in zip(FILE_ROLES, names, strict=True)
+        role: file_record(out_dir / n) for role, n in zip(FILE_ROLES, names, strict=True)
     }
     write_manifest(
         out_dir,

@@ -38,7 +38,7 @@ import faiss
 import numpy as np
 
 from retrieval_kd.errors import InputError, RKDError
-from retrieval_kd.index.storage import _check_expected, _checked_file
+from retrieval_kd.index.storage import _check_expected, _checked_file, read_faiss
 from retrieval_kd.manifest import read_manifest
 from retrieval_kd.ranking import order, tie_ranks
 
@@ -169,14 +169,18 @@ class LateInteractionIndex:
 
     @classmethod
     def load(
-        cls, folder: str | Path, expected_student_hash: str | None = None, verify: bool = True
+        cls,
+        folder: str | Path,
+        expected_student_hash: str | None = None,
+        verify: bool | str = "sample",
     ) -> LateInteractionIndex:
         """Check a folder against its manifest, then open it (tokens memory-mapped).
 
         Args:
             folder: an index folder.
             expected_student_hash: refuse the index unless built from this checkpoint.
-            verify: check the files' SHA-256 too (sizes and shapes are always checked).
+            verify: ``"sample"`` (default), ``"full"`` / True or ``"size"`` / False, as for
+                dense indexes (``retrieval_kd.index.storage``); shapes are always checked.
 
         Raises:
             InputError: no manifest, another kind, a missing, truncated or corrupted file.
@@ -204,11 +208,7 @@ class LateInteractionIndex:
             raise InputError(f"offsets / ids do not describe {count} docs", offsets_path)
         if offsets[-1] != ntokens or (np.diff(offsets) < 1).any():
             raise InputError(f"offsets do not split {ntokens} tokens into docs", offsets_path)
-        try:
-            index = faiss.read_index(str(index_path))
-        except RuntimeError as err:
-            reason = str(err).strip().splitlines()[-1]
-            raise InputError(f"FAISS cannot read the index: {reason}", index_path) from None
+        index, _ = read_faiss(index_path)  # memory-mapped where FAISS can
         if (index.d, index.ntotal) != (dim, ntokens):
             found = f"{index.ntotal} {index.d}-d vectors"
             raise InputError(f"holds {found}, manifest says {ntokens} {dim}-d", index_path)

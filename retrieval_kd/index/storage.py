@@ -2,8 +2,18 @@
 
 Writing replaces each file atomically (temporary file + ``os.replace``) and writes the manifest
 last, after deleting any old one: a folder without a manifest is an unfinished save. Reading
-checks each file's size (and SHA-256) against the manifest *before* FAISS reads it, because
-FAISS may raise an obscure error, or crash, on a truncated or corrupted file.
+checks each file against the manifest *before* FAISS reads it, because FAISS may raise an
+obscure error, or crash, on a truncated or corrupted file. The check is proportionate to the
+cost of a load (``verify``):
+
+- ``"sample"`` (default): the size and a hash of 16 sampled 64 KiB blocks
+  (:func:`~retrieval_kd.manifest.sample_sha256`): at most 1 MiB read, whatever the size;
+- ``"full"`` (or ``True``): the size and the SHA-256 of every byte (seconds for a multi-GB file);
+- ``"size"`` (or ``False``): the size only.
+
+The index itself is memory-mapped where FAISS allows (``IO_FLAG_MMAP_IFC``: flat, IVF and HNSW
+storage), so a large index costs page cache that the OS can reclaim and share between
+processes, not a private copy; a memory-mapped index is read-only.
 """
 
 from __future__ import annotations
@@ -15,8 +25,16 @@ from typing import Any
 import faiss
 
 from retrieval_kd.errors import InputError, RKDError
-from retrieval_kd.manifest import MANIFEST_NAME, read_manifest, sha256_file, write_manifest
+from retrieval_kd.manifest import (
+    MANIFEST_NAME,
+    file_record,
+    read_manifest,
+    sample_sha256,
+    sha256_file,
+    write_manifest,
+)
 
+VERIFY = ("sample", "full", "size")
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.txt"
 KIND = "dense_index"
@@ -44,10 +62,7 @@ def write_index_folder(
     tmp = folder / f".{IDS_FILE}.tmp"
     tmp.write_text("".join(i + "\n" for i in ids), encoding="utf-8")
     os.replace(tmp, ids_path)
-    records = {
-        role: {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-        for role, path in (("index", index_path), ("ids", ids_path))
-    }
+    records = {role: file_record(path) for role, path in (("index", index_path), ("ids", ids_path))}
     manifest = {
         "kind": KIND,
         **fields,
@@ -64,9 +79,13 @@ def read_index_folder(
     folder: str | Path,
     expected_student_hash: str | None = None,
     expected_dim: int | None = None,
-    verify: bool = True,
-) -> tuple[dict[str, Any], faiss.Index, list[str]]:
-    """Check and read an index folder; returns ``(manifest, CPU FAISS index, ids)``.
+    verify: bool | str = "sample",
+    mmap: bool = True,
+) -> tuple[dict[str, Any], faiss.Index, list[str], bool]:
+    """Check and read an index folder; returns ``(manifest, CPU FAISS index, ids, mapped)``.
+
+    ``verify``: ``"sample"``, ``"full"`` or ``"size"`` (module docstring); ``mmap``: memory-map
+    the index where FAISS can (``mapped`` says whether it did).
 
     Raises:
         InputError: no manifest, a manifest of another kind or missing fields, or files that
@@ -84,11 +103,7 @@ def read_index_folder(
         count, dim = manifest["count"], manifest["dim"]
     except (KeyError, TypeError) as err:
         raise InputError(f"manifest.json lacks or mangles field {err}", folder) from None
-    try:
-        index = faiss.read_index(str(index_path))
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[-1]
-        raise InputError(f"FAISS cannot read the index: {reason}", index_path) from None
+    index, mapped = read_faiss(index_path, mmap)
     ids = ids_path.read_text(encoding="utf-8").splitlines()
     if (index.d, index.ntotal, len(ids)) != (dim, count, count):
         raise InputError(
@@ -96,7 +111,25 @@ def read_index_folder(
             f"manifest says {count} {dim}-d",
             index_path,
         )
-    return manifest, index, ids
+    return manifest, index, ids, mapped
+
+
+def read_faiss(path: Path, mmap: bool = True) -> tuple[faiss.Index, bool]:
+    """A FAISS index file, memory-mapped when asked and FAISS allows it; ``(index, mapped)``.
+
+    Raises:
+        InputError: FAISS cannot read the file.
+    """
+    if mmap:
+        try:
+            return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), True
+        except RuntimeError:
+            pass  # an index type FAISS cannot map: read it whole below
+    try:
+        return faiss.read_index(str(path)), False
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise InputError(f"FAISS cannot read the index: {reason}", path) from None
 
 
 def _check_expected(
@@ -115,8 +148,23 @@ def _check_expected(
         )
 
 
-def _checked_file(folder: Path, record: dict[str, Any], verify: bool) -> Path:
-    """The path of a file the manifest lists, after checking its size (and SHA-256)."""
+def verify_mode(verify: bool | str) -> str:
+    """``"sample"``, ``"full"`` or ``"size"`` (``True`` = full, ``False`` = size).
+
+    Raises:
+        RKDError: another value.
+    """
+    mode = ("full" if verify else "size") if isinstance(verify, bool) else verify
+    if mode not in VERIFY:
+        raise RKDError(f"verify must be one of {VERIFY} (or True / False), got {verify!r}")
+    return mode
+
+
+def _checked_file(folder: Path, record: dict[str, Any], verify: bool | str) -> Path:
+    """The path of a file the manifest lists, after checking it (:func:`verify_mode`); a
+    manifest written before sampled hashes were recorded gets the size check under
+    ``"sample"``."""
+    mode = verify_mode(verify)
     path = folder / record["name"]
     if not path.is_file():
         raise InputError("missing file listed in manifest.json", path)
@@ -125,6 +173,11 @@ def _checked_file(folder: Path, record: dict[str, Any], verify: bool) -> Path:
         raise InputError(
             f"file is {size} bytes, manifest says {record['bytes']}: truncated or replaced", path
         )
-    if verify and sha256_file(path) != record["sha256"]:
+    if mode == "full" and sha256_file(path) != record["sha256"]:
         raise InputError("SHA-256 differs from manifest.json: the file is corrupted", path)
+    if mode == "sample" and "sample_sha256" in record:
+        if sample_sha256(path) != record["sample_sha256"]:
+            raise InputError(
+                "sampled SHA-256 differs from manifest.json: the file is corrupted", path
+            )
     return path

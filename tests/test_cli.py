@@ -12,12 +12,16 @@ import pytest
 RKD = [sys.executable, "-m", "retrieval_kd.cli"]
 
 
-def rkd(*args: str, env_data_dir: Path | None = None) -> subprocess.CompletedProcess:
+def rkd(
+    *args: str, env_data_dir: Path | None = None, cache_dir: Path | None = None
+) -> subprocess.CompletedProcess:
     import os
 
     env = dict(os.environ)
     if env_data_dir is not None:
         env["RKD_DATA_DIR"] = str(env_data_dir)
+    if cache_dir is not None:
+        env["RKD_CACHE_DIR"] = str(cache_dir)
     return subprocess.run([*RKD, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -46,6 +50,16 @@ def test_usage_errors_are_a_message_not_a_traceback(args: list[str], message: st
     out = rkd(*args)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_normal_run_prints_no_library_debug_lines(toy_beir: Path, tmp_path: Path) -> None:
+    for verbose, cache in ((False, tmp_path / "c1"), (True, tmp_path / "c2")):
+        flags = ["--quiet", "-v"] if verbose else ["--quiet"]
+        out = rkd(*flags, "candidates", "--data", str(toy_beir), "--split", "test", "--k", "3",
+                  "--out", str(tmp_path / f"run{verbose}.trec"), cache_dir=cache)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        # bm25s sets its logger to DEBUG when imported and logs while building an index
+        assert ("DEBUG bm25s" in out.stderr) is verbose, out.stderr
 
 
 def test_candidates_then_evaluate_on_toy_folder(toy_beir: Path, tmp_path: Path) -> None:

@@ -41,10 +41,21 @@ def _global_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
 ) -> None:
     set_quiet(quiet)
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
+
+
+def configure_logging(verbose: bool) -> None:
+    """WARNING and above by default; with ``-v`` INFO, and DEBUG from libraries that ask for it.
+
+    The threshold sits on the handler, not only on the root logger: a library that sets its
+    own logger to DEBUG (bm25s does, on import) would otherwise print DEBUG lines on every
+    normal run.
+    """
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", force=True)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    for handler in root.handlers:
+        handler.setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
 app.command(help="First-stage candidates: BM25 top-k (or an external run) -> TREC run.")(candidates)

@@ -484,3 +484,12 @@ def test_bi_encoder_settings_are_refused_for_other_kinds(toy: dict, tmp_path: Pa
     config["student"] = {"kind": "colbert", "model": str(toy["model"]), "similarity": "dot"}
     with pytest.raises(RKDError, match="has no setting similarity"):
         train(config)
+
+
+def test_report_to_reaches_the_trainer(toy: dict[str, Path], tmp_path: Path) -> None:
+    from retrieval_kd.training.run import training_arguments
+
+    plain = config_from_dict(toy_config(toy, tmp_path / "a"))
+    assert training_arguments(plain, False).report_to in ([], "none", ["none"])
+    asked = config_from_dict(toy_config(toy, tmp_path / "b", training={"report_to": "tensorboard"}))
+    assert training_arguments(asked, False).report_to == ["tensorboard"]

@@ -114,6 +114,8 @@ class TrainingConfig:
     ddp_backend: str | None = None
     # WiSE-FT: final weights = interpolate * trained + (1 - interpolate) * starting weights
     interpolate: float | None = None
+    # the Trainer's logging integrations: "none", or e.g. "tensorboard", "wandb" (comma-separated)
+    report_to: str = "none"
 
 
 @dataclass

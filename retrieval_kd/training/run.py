@@ -76,7 +76,7 @@ def training_arguments(config: TrainConfig, with_dev: bool) -> TrainingArguments
         metric_for_best_model=e.metric if with_dev else None,
         greater_is_better=True,
         remove_unused_columns=False,
-        report_to="none",
+        report_to=[name.strip() for name in t.report_to.split(",") if name.strip()] or "none",
         dataloader_num_workers=t.dataloader_workers,
         ddp_find_unused_parameters=True,
         ddp_backend=t.ddp_backend or ("gloo" if cpu_group else None),

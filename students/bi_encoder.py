@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.models.model_card import hub_id_of, save_with_card
 
 SETTINGS_FILE = "rkd_student.json"
 FORMAT_VERSION = 1
@@ -299,7 +300,7 @@ class BiEncoderStudent:
     def save(self, folder: str | Path) -> None:
         """Write a plain sentence-transformers folder plus ``rkd_student.json``."""
         folder = Path(folder)
-        self.model.save(str(folder), create_model_card=False)
+        save_with_card(self.model, folder, hub_id_of(self.describe()))
         if self.pooler_removed:  # reload without the pooler head the student does not have
             config_path = folder / "sentence_bert_config.json"
             config = json.loads(config_path.read_text(encoding="utf-8"))

@@ -54,6 +54,7 @@ from torch import Tensor
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups
 from retrieval_kd.models import resolve_with_identity
+from retrieval_kd.models.model_card import hub_id_of, save_with_card
 from students.base import group_size
 from students.multi_vector import TokenEmbeddings, is_multi_vector_checkpoint
 
@@ -272,7 +273,7 @@ class ColBERTStudent:
 
     def save(self, folder: str | Path) -> None:
         """Save as a sentence-transformers folder that ``MultiVectorEncoder(folder)`` loads."""
-        self.model.save(str(folder), create_model_card=False)
+        save_with_card(self.model, folder, hub_id_of(self.describe()))
 
     # ------------------------------------------------------------------ inference (Encoder)
     def _encode(self, texts: list[str], task: str, batch_size: int | None) -> list[Tensor]:

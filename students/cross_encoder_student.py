@@ -25,6 +25,7 @@ from torch import Tensor
 from retrieval_kd.errors import InputError
 from retrieval_kd.interfaces import score_groups_by_pairs
 from retrieval_kd.models import resolve_with_identity
+from retrieval_kd.models.model_card import hub_id_of, save_with_card
 from students.base import group_size
 
 
@@ -130,7 +131,7 @@ class CrossEncoderStudent:
 
     def save(self, folder: str | Path) -> None:
         """Save so ``CrossEncoder(folder)`` (raw logits) and ``AutoModelFor...`` load it."""
-        self.model.save(str(folder), create_model_card=False)
+        save_with_card(self.model, folder, hub_id_of(self.describe()))
 
     def score_pairs(
         self, pairs: list[tuple[str, str]], batch_size: int | None = None

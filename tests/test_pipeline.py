@@ -148,6 +148,27 @@ def test_distill_end_to_end_then_skip_then_loss_change(toy_config: dict, tmp_pat
     )
     assert "run-scores-train" in json.dumps(baseline_manifest)
 
+    # Each student carries a model card: how it was made and the report's figures.
+    from sentence_transformers import SentenceTransformer
+
+    card = (root / "train-distilled" / "model" / "README.md").read_text()
+    ndcg = metrics["means"]["student (distilled)"]["ndcg@10"]
+    row = next(line for line in card.splitlines() if line.startswith("| student (distilled) |"))
+    assert f"| {ndcg:.4f} |" in row  # the report's nDCG@10 of this very student
+    for fact in (
+        pipeline.teacher_spec,
+        "How this model was made",
+        "SentenceTransformer(",
+        "margin_mse",
+        "library_name: sentence-transformers",
+        "retrieval_kd",
+    ):
+        assert fact in card, fact  # fmt: skip
+    assert card.count("How this model was made") == 1  # the report updated, not appended
+    baseline_card = (root / "train-baseline" / "model" / "README.md").read_text()
+    assert "none: the labels" in baseline_card and "| baseline" in baseline_card
+    assert SentenceTransformer(str(root / "train-distilled" / "model")).encode(["x"]).shape[0] == 1
+
     # Only the loss changes: candidates, teacher scores and the baseline stay done.
     changed = copy.deepcopy(toy_config)
     changed["loss"] = {"margin_mse": 1.0}
@@ -286,6 +307,8 @@ def test_a_cross_encoder_student_reranks_and_colbert_is_refused(toy_config: dict
     assert "re-ranks candidates-eval" in report
     # the cross-encoder trained here is the next run's teacher
     trained = root / "train-baseline" / "model"
+    card = (trained / "README.md").read_text()
+    assert "How this model was made" in card and "CrossEncoder(" in card
     nxt = copy.deepcopy(toy_config)
     nxt["output_dir"] = str(tmp_path / "next")
     nxt["teacher"] = {"model": f"cross-encoder:{trained}", "fallbacks": []}

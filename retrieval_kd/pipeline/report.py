@@ -184,8 +184,37 @@ def write_report(pipeline: Any, folder: Path) -> dict[str, Any]:
     (folder / "metrics.json").write_text(
         json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8"
     )
+    update_model_cards(pipeline, rows, comparison.means, len(qrels))
     pipeline.echo(text)
     return {"report": "report.md", "metrics": comparison.means, "agreement": agreements}
+
+
+def update_model_cards(
+    pipeline: Any, rows: list[tuple[str, str, str]], means: dict[str, dict[str, float]], n: int
+) -> None:
+    """Put the report's figures into each trained student's model card (its row first, then
+    the reference rows: BM25, teacher, the untrained student)."""
+    from retrieval_kd.models.model_card import write_model_card
+
+    root, config = pipeline.root, pipeline.config
+    labels = {stage: label for label, stage, _ in rows}
+    reference = [labels[s] for s in ("candidates-eval", "teacher-eval", "retrieve-untrained")]
+    evaluated_on = f"`{config.data.collection}` {config.data.eval_split} ({n} judged queries)"
+    for name in ("distilled", "baseline"):
+        train_dir, label = root / f"train-{name}", labels.get(f"retrieve-{name}")
+        if not (train_dir / "manifest.json").is_file() or label not in means:
+            continue
+        model_dir = train_dir / read_manifest(train_dir)["outputs"]["model"]
+        if not (model_dir / "manifest.json").is_file():
+            continue
+        metrics = {label: means[label]} | {r: means[r] for r in reference if r in means}
+        whose = "the teacher's" if config.baseline.negatives == "teacher" else "the candidates'"
+        teacher = (
+            pipeline.teacher_spec
+            if name == "distilled"
+            else f"none: the labels, negatives in {whose} order (baseline)"
+        )
+        write_model_card(model_dir, read_manifest(model_dir), metrics, evaluated_on, teacher)
 
 
 def _plot_training(root: Path, folder: Path) -> list[Path]:

@@ -36,6 +36,7 @@ from retrieval_kd.manifest import (
     sha256_file,
     write_manifest,
 )
+from retrieval_kd.models.model_card import write_model_card
 from retrieval_kd.training.config import TrainConfig, as_config, split_loss_spec
 
 logger = logging.getLogger(__name__)
@@ -264,4 +265,5 @@ def train(
         "cost": {**cost, "train_runtime_s": outcome["train_runtime_s"]},
     }
     write_manifest(model_dir, manifest)
+    write_model_card(model_dir, read_manifest(model_dir))
     return TrainResult.from_manifest(model_dir, read_manifest(model_dir))

@@ -34,7 +34,17 @@ def test_help_lists_every_command() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["candidates", "score", "train", "index", "search", "evaluate", "distill", "generate-queries"],
+    [
+        "candidates",
+        "score",
+        "train",
+        "index",
+        "search",
+        "evaluate",
+        "distill",
+        "generate-queries",
+        "push",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     out = rkd(command, "--help")
@@ -244,3 +254,36 @@ def test_cli_matches_trec_eval_on_dl19(data_dir: Path) -> None:
     assert metrics["ndcg@10"] == pytest.approx(0.5071, abs=5e-4)
     assert metrics["mrr@10"] == pytest.approx(0.7024, abs=5e-4)
     assert metrics["recall@100"] == pytest.approx(0.5521, abs=5e-4)
+
+
+def test_push_uploads_a_student_folder_with_its_card(tmp_path: Path) -> None:
+    from _train_worker import save_tiny_st
+
+    from retrieval_kd.errors import InputError
+    from retrieval_kd.models.push import push_to_hub
+
+    class FakeHub:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, dict]] = []
+
+        def create_repo(self, repo_id: str, **kwargs) -> str:
+            self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, **kwargs) -> None:
+            self.calls.append(("upload_folder", kwargs))
+
+    folder = save_tiny_st(tmp_path / "student")
+    hub = FakeHub()
+    url = push_to_hub(folder, "me/tiny-student", private=True, api=hub)
+    assert url == "https://huggingface.co/me/tiny-student"
+    (create, created), (upload, uploaded) = hub.calls
+    assert (create, created["private"], created["exist_ok"]) == ("create_repo", True, True)
+    assert upload == "upload_folder" and uploaded["repo_id"] == "me/tiny-student"
+    assert Path(uploaded["folder_path"]) == folder and "checkpoint-*" in uploaded["ignore_patterns"]
+    with pytest.raises(InputError, match="org/name"):
+        push_to_hub(folder, "no-slash", api=hub)
+    with pytest.raises(InputError, match="not a saved model"):
+        push_to_hub(tmp_path, "me/x", api=hub)
+    out = rkd("push", "--model", str(tmp_path / "nowhere"), "--repo", "me/x")
+    assert out.returncode == 2 and "no such student folder" in out.stderr

@@ -2,7 +2,7 @@
 
 ``candidates -> score -> train -> index -> search -> evaluate``, ``distill`` for the whole
 chain from one YAML file, ``generate-queries`` for a corpus that has no queries, and
-``index-report`` for an ANN index's recall / speed trade-off.
+``index-report`` for an ANN index's recall / speed trade-off, and ``push`` to upload a student.
 Errors raised on purpose (``RKDError``) print one clear line and exit with status 2; nothing
 partial is written.
 """
@@ -19,6 +19,7 @@ from retrieval_kd.cli.distill import distill
 from retrieval_kd.cli.evaluate import evaluate
 from retrieval_kd.cli.generate import generate_queries
 from retrieval_kd.cli.index_report import index_report
+from retrieval_kd.cli.push import push
 from retrieval_kd.cli.retrieve import index, search
 from retrieval_kd.cli.score import score
 from retrieval_kd.cli.train import train
@@ -73,6 +74,9 @@ app.command(
 )(index_report)
 app.command(help="The whole chain from one YAML config (resumable, stage by stage).")(distill)
 app.command(help="Train a student from a teacher score store (YAML config).")(train)
+app.command(help="Upload a saved student folder, with its model card, to the Hugging Face hub.")(
+    push
+)
 
 
 def main() -> None:

@@ -287,3 +287,67 @@ def test_push_uploads_a_student_folder_with_its_card(tmp_path: Path) -> None:
         push_to_hub(tmp_path, "me/x", api=hub)
     out = rkd("push", "--model", str(tmp_path / "nowhere"), "--repo", "me/x")
     assert out.returncode == 2 and "no such student folder" in out.stderr
+
+
+def test_your_own_files_from_the_cli(toy_beir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    corpus = shutil.copy(toy_beir / "corpus.jsonl", tmp_path / "docs.jsonl")
+    queries = tmp_path / "questions.tsv"
+    queries.write_text(
+        "".join(
+            f"{json.loads(line)['_id']}\t{json.loads(line)['text']}\n"
+            for line in (toy_beir / "queries.jsonl").read_text().splitlines()
+        )
+    )
+    qrels = shutil.copy(toy_beir / "qrels" / "test.tsv", tmp_path / "judged.tsv")
+    cache = tmp_path / "cache"
+    own = ("--corpus", str(corpus), "--queries", str(queries), "--qrels", str(qrels))
+    out = rkd("--quiet", "candidates", *own, "--split", "test", "--k", "3",
+              "--out", str(tmp_path / "own.trec"), cache_dir=cache)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    same = rkd("--quiet", "candidates", "--data", str(toy_beir), "--split", "test", "--k", "3",
+               "--out", str(tmp_path / "folder.trec"), cache_dir=cache)  # fmt: skip
+    assert same.returncode == 0, same.stderr
+    lines = lambda p: [line.split()[:5] for line in p.read_text().splitlines()]  # noqa: E731
+    assert lines(tmp_path / "own.trec") == lines(tmp_path / "folder.trec")
+    # a bad record names its file and line, before anything runs
+    queries.write_text(queries.read_text() + "broken-line-without-a-tab\n")
+    bad = rkd("--quiet", "candidates", *own, "--k", "3", "--out", str(tmp_path / "x.trec"),
+              cache_dir=cache)  # fmt: skip
+    assert bad.returncode == 2 and "questions.tsv" in bad.stderr, bad.stderr
+    assert f":{len(queries.read_text().splitlines())}" in bad.stderr, bad.stderr
+    both = rkd("candidates", "--data", str(toy_beir), "--corpus", str(corpus), "--k", "3",
+               "--out", str(tmp_path / "y.trec"))  # fmt: skip
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_your_own_files_in_a_distill_config(
+    toy_beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrieval_kd.data import load_dataset
+
+    monkeypatch.setenv("RKD_CACHE_DIR", str(tmp_path / "cache"))
+    from retrieval_kd.errors import RKDError
+    from retrieval_kd.pipeline.config import distill_config_from_dict
+
+    data = {"corpus": str(toy_beir / "corpus.jsonl"), "queries": str(toy_beir / "queries.jsonl"),
+            "qrels": {"train": str(toy_beir / "qrels" / "train.tsv"),
+                      "test": str(toy_beir / "qrels" / "test.tsv")}}  # fmt: skip
+    config = distill_config_from_dict(
+        {
+            "name": "own",
+            "output_dir": str(tmp_path / "run"),
+            "data": data,
+            "student": {"model": "minilm-l3"},
+        }  # fmt: skip
+    )
+    assert config.data.collection.startswith(str(tmp_path / "cache"))
+    own = load_dataset(config.data.collection, "test")
+    folder = load_dataset(str(toy_beir), "test")
+    assert own.qrels == folder.qrels and own.queries == folder.queries
+    assert own.corpus.ids == folder.corpus.ids
+    with pytest.raises(RKDError, match="not both"):
+        distill_config_from_dict(
+            {"name": "x", "output_dir": "x", "data": {**data, "collection": "scifact"}}
+        )

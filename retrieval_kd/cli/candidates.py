@@ -7,12 +7,24 @@ from pathlib import Path
 import typer
 
 from retrieval_kd.data import load_dataset, run_fingerprint, write_run
+from retrieval_kd.data.own_files import data_from_options
 from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import measure, write_json_atomic
 
 
 def candidates(
-    data: str = typer.Option(..., help="Collection: short name, BEIR folder or irds:<id>."),
+    data: str = typer.Option(
+        None, help="Collection: short name, BEIR folder or irds:<id> (or --corpus ...)."
+    ),
+    corpus: Path = typer.Option(
+        None, help="Your own corpus file (.jsonl / .tsv) instead of --data."
+    ),
+    queries_file: Path = typer.Option(
+        None, "--queries", help="With --corpus: your queries file (.jsonl / .tsv)."
+    ),
+    qrels: Path = typer.Option(
+        None, help="With --corpus: your qrels file (TREC or BEIR TSV), named by --split."
+    ),
     split: str = typer.Option(None, help="Split whose queries get candidates (e.g. test)."),
     k: int = typer.Option(100, help="Candidates per query (each source's depth)."),
     out: Path = typer.Option(..., help="Output TREC run file."),
@@ -38,6 +50,7 @@ def candidates(
     if fuse is not None:
         specs = [lexical, *specs]
     sources = parse_sources(specs)  # a bad spec fails before any data is read
+    data, split = data_from_options(data, corpus, queries_file, qrels, split)
     dataset = load_dataset(data, split)
     queries = dataset.queries
     with measure() as cost:

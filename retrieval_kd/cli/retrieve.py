@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 
-from retrieval_kd.data import load_dataset, parse_data_split, write_run
+from retrieval_kd.data import load_dataset, parse_data_split, read_queries, write_run
+from retrieval_kd.data.own_files import data_from_options
 from retrieval_kd.manifest import measure, write_json_atomic
 
 
@@ -20,7 +21,12 @@ def index(
         ...,
         help="Student checkpoint folder (sentence-transformers or ColBERT), hub id or short name.",
     ),
-    data: str = typer.Option(..., help="Collection to index: short name, BEIR folder or irds:."),
+    data: str = typer.Option(
+        None, help="Collection to index: short name, BEIR folder or irds: (or --corpus)."
+    ),
+    corpus: Path = typer.Option(
+        None, help="Your own corpus file (.jsonl / .tsv) instead of --data."
+    ),
     index_type: str = typer.Option(
         None,
         "--index",
@@ -38,6 +44,7 @@ def index(
     """Encode the corpus with the student and save a FAISS index + id map + manifest."""
     from retrieval_kd.retrieval import index_corpus, index_corpus_late, is_late_interaction_student
 
+    data, _ = data_from_options(data, corpus, None, None, None)
     corpus = load_dataset(data).corpus
     options = {} if nlist is None else {"nlist": nlist}
     if index_type == "colbert" or is_late_interaction_student(student):
@@ -73,7 +80,9 @@ def index(
 
 def search(
     index: Path = typer.Option(..., "--index", help="Index folder made by rkd index."),
-    queries: str = typer.Option(..., help="data/split whose queries to search (scifact/test)."),
+    queries: str = typer.Option(
+        ..., help="data/split whose queries to search (scifact/test), or a queries file."
+    ),
     k: int = typer.Option(1000, help="Results per query."),
     out: Path = typer.Option(..., help="Output TREC run."),
     nprobe: int = typer.Option(None, help="IVF lists to visit."),
@@ -88,12 +97,16 @@ def search(
     """
     from retrieval_kd.retrieval import search_index
 
-    name, split = parse_data_split(queries)
-    dataset = load_dataset(name, split)
+    if Path(queries).is_file():  # your own queries (.jsonl / .tsv)
+        query_texts, label = read_queries(queries), str(Path(queries).resolve())
+    else:
+        name, split = parse_data_split(queries)
+        dataset = load_dataset(name, split)
+        query_texts, label = dataset.queries, dataset.label
     with measure() as cost:
         run = search_index(
             index,
-            dataset.queries,
+            query_texts,
             k=k,
             nprobe=nprobe,
             ef_search=ef_search,
@@ -106,7 +119,7 @@ def search(
         {
             "stage": "search",
             "index": str(index),
-            "queries": dataset.label,
+            "queries": label,
             "k": k,
             "nprobe": nprobe,
             "ef_search": ef_search,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from retrieval_kd.data import load_dataset, parse_data_split, read_run, truncate_run
+from retrieval_kd.data.own_files import data_from_options
 from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import sha256_file
 
@@ -26,6 +27,15 @@ def score(
         None, help="Collection the run's ids refer to (needed with a run file)."
     ),
     split: str = typer.Option(None, help="With a run file: split whose qrels become labels."),
+    corpus: Path = typer.Option(
+        None, help="Your own corpus file (.jsonl / .tsv) instead of --data."
+    ),
+    queries_file: Path = typer.Option(
+        None, "--queries", help="With --corpus: your queries file (.jsonl / .tsv)."
+    ),
+    qrels: Path = typer.Option(
+        None, help="With --corpus: your qrels file (TREC or BEIR TSV), named by --split."
+    ),
     depth: int = typer.Option(100, help="Candidates per query to score."),
     out: Path = typer.Option(..., help="Score store folder (an existing one is resumed)."),
     queries_per_shard: int = typer.Option(200, help="Queries per shard (the most a crash loses)."),
@@ -35,6 +45,8 @@ def score(
     from teachers import build_teacher, parse_teacher_spec
 
     parse_teacher_spec(teacher)  # a malformed spec fails before any data is read
+    if corpus is not None:
+        data, split = data_from_options(data, corpus, queries_file, qrels, split)
     if Path(candidates).is_file():
         if data is None:
             raise InputError(

@@ -36,15 +36,23 @@ class DataSection:
     ``train_queries: generate`` trains on queries generated from the corpus (the ``generate:``
     section), with no use of any split's queries or qrels: the corpus is the only input and
     ``eval_split`` is used for the report only.
+
+    Your own files instead of a named collection: ``corpus`` (JSONL / TSV), ``queries`` and
+    ``qrels`` (split name -> qrels file, e.g. ``{train: train.tsv, test: test.tsv}``); they
+    become a collection folder (:mod:`retrieval_kd.data.own_files`) and ``collection`` is set
+    to it.
     """
 
-    collection: str
+    collection: str | None = None
     train_split: str = "train"
     eval_split: str = "test"
     conventions: str = "beir"
     max_train_queries: int | None = None
     max_eval_queries: int | None = None
     train_queries: str = "split"
+    corpus: str | None = None
+    queries: str | None = None
+    qrels: dict | None = None
 
 
 @dataclass
@@ -271,6 +279,7 @@ def distill_config_from_dict(raw: Mapping[str, Any], quick: bool = False) -> Dis
     sections = {
         name: strict_section(cls, raw.get(name), name) for name, cls in PIPELINE_SECTIONS.items()
     }
+    _own_files(sections["data"])
     train = {key: copy.deepcopy(raw[key]) for key in TRAIN_SECTIONS if key in raw}
     training = train.get("training")
     if isinstance(training, dict) and training.get("precision") == "auto":
@@ -385,6 +394,24 @@ def apply_overrides(raw: Mapping[str, Any], overrides: list[str]) -> dict[str, A
             target = target.setdefault(part, {})
         target[parts[-1]] = yaml.safe_load(text) if text.strip() else None
     return out
+
+
+def _own_files(data: DataSection) -> None:
+    """Point ``data.collection`` at the collection folder of the user's own files, if given."""
+    if data.corpus is None:
+        if data.queries is not None or data.qrels is not None:
+            raise RKDError("config keys 'data.queries' / 'data.qrels' need 'data.corpus'")
+        if data.collection is None:
+            raise RKDError("config key 'data': give 'collection' or 'corpus' (your own files)")
+        return
+    if data.collection is not None:
+        raise RKDError("config key 'data': give 'collection' or 'corpus', not both")
+    from retrieval_kd.data.own_files import own_data_folder
+
+    qrels = data.qrels or {}
+    if not isinstance(qrels, Mapping):
+        raise RKDError("config key 'data.qrels' must map split names to qrels files")
+    data.collection = str(own_data_folder(data.corpus, data.queries, dict(qrels)))
 
 
 def load_distill_config(

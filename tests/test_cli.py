@@ -44,6 +44,7 @@ def test_help_lists_every_command() -> None:
         "distill",
         "generate-queries",
         "push",
+        "benchmark",
     ],
 )
 def test_every_command_has_help(command: str) -> None:

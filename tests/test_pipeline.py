@@ -169,6 +169,21 @@ def test_distill_end_to_end_then_skip_then_loss_change(toy_config: dict, tmp_pat
     assert "none: the labels" in baseline_card and "| baseline" in baseline_card
     assert SentenceTransformer(str(root / "train-distilled" / "model")).encode(["x"]).shape[0] == 1
 
+    # rkd benchmark on the same student and split gives the report's figures, beside BM25.
+    from retrieval_kd.benchmark import benchmark
+
+    folders = [str(root / f"train-{n}" / "model") for n in ("distilled", "baseline")]
+    bench = benchmark(folders, ["toy/test", "toy/train"], tmp_path / "bench", k=10,
+                      metrics=["ndcg@10", "mrr@10", "recall@100"])  # fmt: skip
+    names = list(bench["students"])
+    for metric, value in metrics["means"]["student (distilled)"].items():
+        assert bench["collections"]["toy/test"]["means"][names[0]][metric] == pytest.approx(value)
+    for metric, value in metrics["means"]["baseline (InfoNCE, no teacher)"].items():
+        assert bench["collections"]["toy/test"]["means"][names[1]][metric] == pytest.approx(value)
+    table = (tmp_path / "bench" / "benchmark.md").read_text()
+    assert "| BM25 |" in table and "toy/train ndcg@10" in table and "mean ndcg@10" in table
+    assert json.loads((tmp_path / "bench" / "benchmark.json").read_text())["collections"]
+
     # Only the loss changes: candidates, teacher scores and the baseline stay done.
     changed = copy.deepcopy(toy_config)
     changed["loss"] = {"margin_mse": 1.0}

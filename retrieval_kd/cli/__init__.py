@@ -14,6 +14,7 @@ import sys
 
 import typer
 
+from retrieval_kd.cli.benchmark import benchmark
 from retrieval_kd.cli.candidates import candidates
 from retrieval_kd.cli.distill import distill
 from retrieval_kd.cli.evaluate import evaluate
@@ -74,6 +75,7 @@ app.command(
 )(index_report)
 app.command(help="The whole chain from one YAML config (resumable, stage by stage).")(distill)
 app.command(help="Train a student from a teacher score store (YAML config).")(train)
+app.command(help="Students on several collections: exact search, one table beside BM25.")(benchmark)
 app.command(help="Upload a saved student folder, with its model card, to the Hugging Face hub.")(
     push
 )

@@ -44,8 +44,9 @@ def tie_ranks(doc_ids: Sequence[str]) -> np.ndarray:
     return out
 
 
-def order(scores: np.ndarray, doc_ids: Sequence[str] | None = None, *,
-          ties: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def order(
+    scores: np.ndarray, doc_ids: Sequence[str] | None = None, *, ties: np.ndarray | None = None
+) -> np.ndarray:
     """Indices that put ``scores`` in the rule's order.
 
     Give the ``doc_ids`` of the scores, or their ``ties`` (:func:`tie_ranks` computed once

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from retrieval_kd.cli import own_data
 from retrieval_kd.data import load_dataset, run_fingerprint, write_run
 from retrieval_kd.data.own_files import data_from_options
 from retrieval_kd.errors import InputError
@@ -16,15 +17,9 @@ def candidates(
     data: str = typer.Option(
         None, help="Collection: short name, BEIR folder or irds:<id> (or --corpus ...)."
     ),
-    corpus: Path = typer.Option(
-        None, help="Your own corpus file (.jsonl / .tsv) instead of --data."
-    ),
-    queries_file: Path = typer.Option(
-        None, "--queries", help="With --corpus: your queries file (.jsonl / .tsv)."
-    ),
-    qrels: Path = typer.Option(
-        None, help="With --corpus: your qrels file (TREC or BEIR TSV), named by --split."
-    ),
+    corpus: Path = own_data.CORPUS,
+    queries_file: Path = own_data.QUERIES,
+    qrels: Path = own_data.QRELS,
     split: str = typer.Option(None, help="Split whose queries get candidates (e.g. test)."),
     k: int = typer.Option(100, help="Candidates per query (each source's depth)."),
     out: Path = typer.Option(..., help="Output TREC run file."),

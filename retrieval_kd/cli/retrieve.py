@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from retrieval_kd.cli import own_data
 from retrieval_kd.data import load_dataset, parse_data_split, read_queries, write_run
 from retrieval_kd.data.own_files import data_from_options
 from retrieval_kd.manifest import measure, write_json_atomic
@@ -24,9 +25,7 @@ def index(
     data: str = typer.Option(
         None, help="Collection to index: short name, BEIR folder or irds: (or --corpus)."
     ),
-    corpus: Path = typer.Option(
-        None, help="Your own corpus file (.jsonl / .tsv) instead of --data."
-    ),
+    corpus: Path = own_data.CORPUS,
     index_type: str = typer.Option(
         None,
         "--index",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from retrieval_kd.cli import own_data
 from retrieval_kd.data import load_dataset, parse_data_split, read_run, truncate_run
 from retrieval_kd.data.own_files import data_from_options
 from retrieval_kd.errors import InputError
@@ -27,15 +28,9 @@ def score(
         None, help="Collection the run's ids refer to (needed with a run file)."
     ),
     split: str = typer.Option(None, help="With a run file: split whose qrels become labels."),
-    corpus: Path = typer.Option(
-        None, help="Your own corpus file (.jsonl / .tsv) instead of --data."
-    ),
-    queries_file: Path = typer.Option(
-        None, "--queries", help="With --corpus: your queries file (.jsonl / .tsv)."
-    ),
-    qrels: Path = typer.Option(
-        None, help="With --corpus: your qrels file (TREC or BEIR TSV), named by --split."
-    ),
+    corpus: Path = own_data.CORPUS,
+    queries_file: Path = own_data.QUERIES,
+    qrels: Path = own_data.QRELS,
     depth: int = typer.Option(100, help="Candidates per query to score."),
     out: Path = typer.Option(..., help="Score store folder (an existing one is resumed)."),
     queries_per_shard: int = typer.Option(200, help="Queries per shard (the most a crash loses)."),

@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 
 BEGIN, END = "<!-- retrieval_kd:begin -->", "<!-- retrieval_kd:end -->"
 TAGS = ["retrieval_kd", "knowledge-distillation", "information-retrieval"]
-LIBRARY = {"bi-encoder": "sentence-transformers", "cross-encoder": "sentence-transformers",
-           "colbert": "sentence-transformers"}  # fmt: skip
 
 
 def hub_id_of(described: Any) -> str | None:
@@ -229,7 +227,7 @@ def _front_matter(manifest: dict[str, Any]) -> str:
     student = (manifest.get("config") or {}).get("student") or {}
     base = (manifest.get("student") or {}).get("base_model") or {}
     meta: dict[str, Any] = {
-        "library_name": LIBRARY.get(student.get("kind", "bi-encoder"), "transformers"),
+        "library_name": "sentence-transformers",  # every student kind is saved by it
         "tags": TAGS,
     }
     hub_id = base.get("hub_id") or student.get("model")

@@ -265,5 +265,6 @@ def train(
         "cost": {**cost, "train_runtime_s": outcome["train_runtime_s"]},
     }
     write_manifest(model_dir, manifest)
-    write_model_card(model_dir, read_manifest(model_dir))
-    return TrainResult.from_manifest(model_dir, read_manifest(model_dir))
+    written = read_manifest(model_dir)
+    write_model_card(model_dir, written)
+    return TrainResult.from_manifest(model_dir, written)

@@ -28,6 +28,9 @@ from retrieval_kd.errors import RKDError
 from retrieval_kd.manifest import read_manifest
 
 
+BACKENDS = ("torch", "onnx", "openvino")
+
+
 class StudentEncoder:
     """A sentence-transformers student's query and passage encoders as numpy functions.
 
@@ -37,6 +40,14 @@ class StudentEncoder:
         device: torch device (None: CUDA if available); fp16 on GPU.
         passage_max_length: token limit of passages (None: the folder's own). A student
             trained on short passages may index long ones (positions up to the model's limit).
+        backend: ``"torch"`` (default), or sentence-transformers' ``"onnx"`` / ``"openvino"``
+            backend (exported on first load; needs ``optimum-onnx[onnxruntime]`` /
+            ``optimum-intel[openvino]``, which today pin transformers < 4.58: install them in an
+            environment of their own). Recorded in :attr:`settings`, so an index never mixes
+            vectors of two backends.
+
+    Raises:
+        RKDError: an unknown backend, or its packages are missing.
     """
 
     def __init__(
@@ -45,15 +56,24 @@ class StudentEncoder:
         batch_size: int = 64,
         device: str | None = None,
         passage_max_length: int | None = None,
+        backend: str = "torch",
     ):
         from sentence_transformers import SentenceTransformer
 
         from retrieval_kd.models import model_fingerprint, resolve_model
 
+        if backend not in BACKENDS:
+            raise RKDError(f"backend must be one of {BACKENDS}, got {backend!r}")
         resolved = resolve_model(str(student))
         self.path = Path(resolved.path)
         self.hash = model_fingerprint(self.path)
-        self.model = SentenceTransformer(str(self.path), device=device)
+        self.backend = backend
+        try:
+            self.model = SentenceTransformer(str(self.path), device=device, backend=backend)
+        except Exception as err:  # sentence-transformers raises a bare Exception without optimum
+            if backend == "torch":
+                raise
+            raise RKDError(f"backend {backend!r} could not load {self.path}: {err}") from err
         if passage_max_length is not None:
             first = self.model[0]
             if not hasattr(first, "document_length"):
@@ -62,7 +82,7 @@ class StudentEncoder:
                 first.query_length = self.model.max_seq_length
             first.document_length = passage_max_length
             self.model.max_seq_length = max(self.model.max_seq_length or 0, passage_max_length)
-        if self.model.device.type == "cuda":
+        if self.model.device.type == "cuda" and backend == "torch":
             self.model.half()
         self.batch_size = batch_size
         self.dim = self.model.get_embedding_dimension()
@@ -78,6 +98,7 @@ class StudentEncoder:
             "prompts": dict(self.model.prompts or {}),
             "modules": [type(module).__name__ for module in self.model],
             "half": self.model.device.type == "cuda",
+            **({"backend": self.backend} if self.backend != "torch" else {}),
         }
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:

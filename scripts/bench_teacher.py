@@ -8,13 +8,22 @@ Same model, same (query, passage) pairs, same batch size, measured in one run:
    per-query Kendall tau);
 2. pairs/s of a fully cached re-run of the scoring loop (every pair already in the store);
 3. peak memory (RSS) of the scoring loop at N and 10N pairs, each in a fresh process
-   (target: flat, i.e. the store does not grow memory with the number of pairs).
+   (target: flat, i.e. the store does not grow memory with the number of pairs);
+4. with ``--llm``: the pointwise LLM teacher (SmolLM2-135M-Instruct, query likelihood) on the
+   pairs a store call over SciFact's training candidates holds for a random sample of passages
+   (every query that lists a sampled passage in BM25's top ``--llm-depth``, so each passage
+   comes with as many queries as in the full call), scored with the prefix of each prompt run
+   whole per pair (before) and shared per passage (after): pairs/s, the ratio (target >= 5x),
+   prompt tokens/s, the largest score difference, and the achieved fraction of this machine's
+   fp32 (or bf16) matrix-product FLOP/s measured in the same run; ``--llm-profile`` adds
+   torch.profiler's operator table of one batch.
 
 The model is a MiniLM-L6-sized cross-encoder built from the all-MiniLM-L6-v2 weights with a
 fresh classification head: speed does not depend on the head's training.
 
 Usage:
     python scripts/bench_teacher.py --pairs 5000 --batch-size 32 --max-length 256
+    python scripts/bench_teacher.py --skip-cross-encoder --llm --llm-passages 40 --llm-profile
 """
 
 from __future__ import annotations
@@ -124,6 +133,16 @@ def main() -> None:
         help="CrossEncoderTeacher dtypes to time (the first one also runs the store checks)",
     )
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-cross-encoder", action="store_true", help="only the LLM part")
+    parser.add_argument("--llm", action="store_true", help="also time the pointwise LLM teacher")
+    parser.add_argument("--llm-model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    parser.add_argument("--llm-mode", default="query_likelihood")
+    parser.add_argument("--llm-passages", type=int, default=40, help="passages sampled")
+    parser.add_argument("--llm-depth", type=int, default=30, help="BM25 depth of the call")
+    parser.add_argument("--llm-batch-size", type=int, default=8)
+    parser.add_argument("--llm-max-length", type=int, default=512)
+    parser.add_argument("--llm-dtype", default=None, help="default: bf16 where native")
+    parser.add_argument("--llm-profile", action="store_true", help="operator table of a batch")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -132,16 +151,25 @@ def main() -> None:
         return
 
     import torch
-    from sentence_transformers import CrossEncoder
-
-    from retrieval_kd.store import score_candidates
-    from teachers.cross_encoder import CrossEncoderTeacher
 
     torch.manual_seed(0)
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"device {'cuda' if torch.cuda.is_available() else 'cpu'}"
     )
+    if not args.skip_cross_encoder:
+        cross_encoder_section(args)
+    if args.llm:
+        llm_section(args)
+
+
+def cross_encoder_section(args: argparse.Namespace) -> None:
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from retrieval_kd.store import score_candidates
+    from teachers.cross_encoder import CrossEncoderTeacher
+
     work = Path(tempfile.mkdtemp(prefix="bench-teacher-"))
     model_dir = build_cross_encoder(work / "minilm-l6-ce")
     queries, run, corpus = scifact_pairs(args.pairs, args.depth)
@@ -221,6 +249,131 @@ def main() -> None:
             f"{args.memory_max_length}): peak RSS {result['peak_rss_mb']:.0f} MiB, "
             f"{result['pairs_per_s']} pairs/s"
         )
+
+
+def matmul_flops(dtype, device: str, size: tuple[int, int, int] = (4096, 576, 1536)) -> float:
+    """Measured FLOP/s of one large matrix product in ``dtype`` (the machine's ceiling here)."""
+    import torch
+
+    m, k, n = size
+    a = torch.randn(m, k, dtype=dtype, device=device)
+    b = torch.randn(k, n, dtype=dtype, device=device)
+    for _ in range(3):
+        a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
+    reps, start = 20, time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return 2 * m * k * n * reps / (time.perf_counter() - start)
+
+
+def linear_flops_per_token(model) -> float:
+    """2 x the weights of the decoder's linear layers (the LM head is counted apart)."""
+    import torch
+
+    head = model.get_output_embeddings()
+    return 2.0 * sum(
+        m.weight.numel()
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and m is not head
+    )
+
+
+def llm_pairs(passages: int, depth: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Queries and passages of every (train query, BM25 top-``depth``) pair of ``passages``
+    passages drawn at random from the distinct candidates of all SciFact training queries."""
+    import random
+
+    from retrieval_kd.candidates import bm25_candidates
+    from retrieval_kd.data import load_dataset
+
+    dataset = load_dataset("scifact", "train")
+    run, _ = bm25_candidates(dataset.corpus, dataset.queries, k=depth)
+    distinct = sorted({d for q in run for d in run[q]})
+    picked = set(random.Random(seed).sample(distinct, min(passages, len(distinct))))
+    queries, groups = [], []
+    for qid in sorted(run):
+        docs = sorted(d for d in run[qid] if d in picked)
+        if docs:
+            queries.append(dataset.queries[qid])
+            groups.append(list(dataset.corpus.texts(docs)))
+    total = sum(len(run[q]) for q in run)
+    print(
+        f"LLM pairs: {sum(map(len, groups))} pairs of {len(picked)} passages drawn from the "
+        f"{len(distinct)} distinct BM25 top-{depth} candidates of {len(run)} SciFact train "
+        f"queries ({total} pairs: {total / len(distinct):.2f} pairs per passage in one call)"
+    )
+    return queries, groups
+
+
+def llm_section(args: argparse.Namespace) -> None:
+    import functools
+
+    from teachers.llm_pointwise import LLMPointwiseTeacher
+
+    queries, groups = llm_pairs(args.llm_passages, args.llm_depth)
+    n_pairs = sum(map(len, groups))
+    options = {
+        "mode": args.llm_mode,
+        "max_length": args.llm_max_length,
+        "batch_size": args.llm_batch_size,
+        "dtype": args.llm_dtype,
+    }
+    start = time.perf_counter()
+    before = LLMPointwiseTeacher(args.llm_model, share_prefixes=False, **options)
+    after = LLMPointwiseTeacher(args.llm_model, **options)
+    after.model = before.model  # one copy of the weights
+    load_s = time.perf_counter() - start
+    dtype, device = before.dtype, str(before.device)
+    ceiling = matmul_flops(dtype, device)
+    per_token = linear_flops_per_token(before.model)
+    prompt_tokens = sum(
+        len(before.encode(q, p).input_ids) for q, g in zip(queries, groups, strict=True) for p in g
+    )
+    print(
+        f"{args.llm_model} ({args.llm_mode}, {str(dtype).removeprefix('torch.')}, {device}, "
+        f"batch {args.llm_batch_size}), loaded in {load_s:.1f} s; {prompt_tokens} prompt tokens "
+        f"({prompt_tokens / n_pairs:.0f} a pair); matrix products here: {ceiling / 1e9:.1f} GFLOP/s"
+    )
+    if args.llm_profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        sample_q, sample_g = queries[:2], [g[:4] for g in groups[:2]]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            before.score(sample_q, sample_g)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+
+    results = {}
+    for name, teacher in (("before: whole prompts", before), ("after: shared prefixes", after)):
+        ran: list[int] = []
+        forward = teacher.model.forward
+
+        def counting(*a, _forward=forward, _ran=ran, **kw):
+            mask, ids = kw.get("attention_mask"), kw["input_ids"]
+            _ran.append(int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel())
+            return _forward(*a, **kw)
+
+        teacher.model.forward = functools.wraps(forward)(counting)
+        start = time.perf_counter()
+        scores = np.concatenate(teacher.score(queries, groups))
+        seconds = time.perf_counter() - start
+        teacher.model.forward = forward
+        run_tokens = sum(ran)
+        results[name] = (seconds, scores)
+        print(
+            f"{name:26s} {n_pairs / seconds:7.2f} pairs/s, {prompt_tokens / seconds:7.0f} prompt "
+            f"tokens/s, {run_tokens} tokens through the model ({run_tokens / seconds:.0f}/s, "
+            f"{run_tokens * per_token / seconds / ceiling:.0%} of the matrix-product FLOP/s)"
+        )
+    (t_before, s_before), (t_after, s_after) = results.values()
+    print(
+        f"LLM teacher ratio after/before: {t_before / t_after:.2f}x (target >= 5x); scores: "
+        f"max |diff| {np.abs(s_after - s_before).max():.2e} (scores span "
+        f"{s_before.min():.2f}..{s_before.max():.2f})"
+    )
 
 
 if __name__ == "__main__":

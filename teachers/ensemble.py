@@ -43,6 +43,12 @@ class EnsembleTeacher:
         self.members = list(members)
         self.calibration = calibration
         self._calibrate = get_calibration(calibration)
+        #: the largest call a member asks the score store for (an LLM member shares each
+        #: passage's forward pass among the queries of one call); None: the store's default
+        self.queries_per_call = (
+            max((getattr(t, "queries_per_call", None) or 0 for t, _ in self.members), default=0)
+            or None
+        )
 
     def score(
         self,

@@ -7,6 +7,7 @@ forward pass.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def test_truncation_cuts_only_the_passage(tiny_lm: Path, mode: str):
     query = QUERIES[0]
     passage = " ".join(["solar panels convert sunlight into electricity"] * 20)  # 120 words
     full = _teacher(tiny_lm, mode, max_length=512).encode(query, passage)
-    teacher = _teacher(tiny_lm, mode, max_length=40)
+    teacher = _teacher(tiny_lm, mode, max_length=40, query_reserve=0)  # cut just to fit
     cut = teacher.encode(query, passage)
     assert not full.truncated and cut.truncated
     assert len(cut.input_ids) == 40 < len(full.input_ids)
@@ -193,6 +194,22 @@ def test_truncation_cuts_only_the_passage(tiny_lm: Path, mode: str):
     too_long_query = " ".join([query] * 10)
     with pytest.raises(RKDError, match="max_length"):
         teacher.score([too_long_query], [["energy"]])
+
+
+@pytest.mark.parametrize("mode", ["yes_no", "query_likelihood"])
+def test_a_passage_is_cut_alike_under_queries_up_to_the_reserve(tiny_lm: Path, mode: str):
+    passage = " ".join(["solar panels convert sunlight into electricity"] * 20)
+    teacher = _teacher(tiny_lm, mode, max_length=48, query_reserve=6)
+    short, six = "cooking pasta", QUERIES[0]  # 2 and 6 words (one token each)
+    long = " ".join([six] * 2)  # 12 tokens: beyond the reserve
+    encoded = {q: teacher.encode(q, passage) for q in (short, six, long)}
+    kept = {q: [e.input_ids[i] for i in e.passage_positions] for q, e in encoded.items()}
+    assert kept[short] == kept[six] and len(kept[long]) == len(kept[six]) - 6
+    assert len(encoded[six].input_ids) == 48 and len(encoded[short].input_ids) == 44
+    assert all(e.truncated and len(e.input_ids) <= 48 for e in encoded.values())
+    assert teacher.describe()["query_reserve"] == 6
+    with pytest.raises(InputError, match="query_reserve"):
+        _teacher(tiny_lm, mode, query_reserve=-1)
 
 
 def test_describe_records_template_mode_and_identity(tiny_lm: Path):
@@ -304,3 +321,119 @@ def test_a_batch_size_below_one_is_refused_before_any_model_loads() -> None:
     for teacher in (LLMPointwiseTeacher, LLMPairwiseTeacher):  # the model path is never read
         with pytest.raises(InputError, match="batch_size must be positive"):
             teacher("no/such-model", batch_size=0)
+
+
+# -- prefix sharing (retrieval_kd.llm.prefix_sharing) ------------------------------------------
+SHARED_QUERIES = ["how do solar panels make electricity", "what is wind power", "cooking pasta"]
+SHARED_PASSAGES = [  # the same passages under every query, in different orders
+    [
+        "solar panels convert sunlight into electricity",
+        "wind turbines turn moving air into electricity",
+        "boil pasta for ten minutes in salted water",
+    ],
+    [
+        "wind turbines turn moving air into electricity",
+        "dams use flowing water",
+        "solar panels convert sunlight into electricity",
+    ],
+    ["boil pasta for ten minutes in salted water", "dams use flowing water", "energy"],
+]
+SHARED_PAIRS = [(q, p) for q, g in zip(SHARED_QUERIES, SHARED_PASSAGES, strict=True) for p in g]
+
+
+def _tokens_through(teacher: LLMPointwiseTeacher) -> list[int]:
+    """Counts the real (unmasked) tokens of every forward pass of the teacher's model."""
+    seen: list[int] = []
+    forward = teacher.model.forward
+
+    @functools.wraps(forward)  # keeps the signature the teacher inspects
+    def counting(*args, **kwargs):
+        mask = kwargs.get("attention_mask")
+        ids = kwargs["input_ids"]
+        seen.append(int(ids.numel() if mask is None else mask[:, -ids.shape[1] :].sum()))
+        return forward(*args, **kwargs)
+
+    teacher.model.forward = counting
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("mode", "template"),
+    [
+        ("yes_no", None),
+        ("query_likelihood", None),
+        ("yes_no", "Query: {query} Passage: {passage} Answer yes or no ."),  # query first
+    ],
+)
+@pytest.mark.parametrize("tight", [False, True])  # tight: a passage cut for the longest query
+def test_shared_prefixes_score_as_whole_prompts(
+    tiny_lm: Path, mode: str, template: str | None, tight: bool
+):
+    max_length = 512
+    if tight:  # two tokens short of the longest prompt, each prompt cut just to fit
+        probe = _teacher(tiny_lm, mode, template=template)
+        max_length = max(len(probe.encode(q, p).input_ids) for q, p in SHARED_PAIRS) - 2
+    options = {"template": template, "max_length": max_length, "batch_size": 2, "query_reserve": 0}
+    whole = _teacher(tiny_lm, mode, share_prefixes=False, **options)
+    shared = _teacher(tiny_lm, mode, suffix_batch_size=3, **options)
+    assert shared.describe()["prefix_sharing"] and not whole.describe()["prefix_sharing"]
+    cut = [whole.encode(q, p).truncated for q, p in SHARED_PAIRS]
+    assert any(cut) == tight and not all(cut)  # tight: some prompts cut (their prefixes differ)
+    whole_tokens, shared_tokens = _tokens_through(whole), _tokens_through(shared)
+    expected = whole.score(SHARED_QUERIES, SHARED_PASSAGES)
+    got = shared.score(SHARED_QUERIES, SHARED_PASSAGES)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0)
+    spread = np.concatenate(expected)
+    assert spread.max() - spread.min() > 1e-3
+    assert sum(shared_tokens) < sum(whole_tokens)  # the shared prefixes ran once
+
+
+def test_prefix_sharing_in_bf16_is_within_bf16_rounding_of_fp32(tiny_lm: Path):
+    fp32 = _teacher(tiny_lm, "query_likelihood", share_prefixes=False, dtype="float32")
+    bf16 = _teacher(tiny_lm, "query_likelihood", dtype="bfloat16")
+    a = np.concatenate(fp32.score(SHARED_QUERIES, SHARED_PASSAGES))
+    b = np.concatenate(bf16.score(SHARED_QUERIES, SHARED_PASSAGES))
+    # bf16 keeps 8 significant bits (relative rounding 2^-8 = 0.4%); the logits pass through
+    # two layers and a 50x-widened head, so allow a few roundings of the score's magnitude
+    np.testing.assert_allclose(b, a, rtol=0, atol=4 * 2**-8 * np.abs(a).max())
+    assert np.abs(b - a).max() > 0  # bf16 really ran
+
+
+def test_shared_prefix_logits_refuses_bad_splits(tiny_lm: Path):
+    from retrieval_kd.llm.prefix_sharing import shared_prefix_logits
+
+    teacher = _teacher(tiny_lm, "yes_no")
+    for split, keep in [(0, 1), (5, 1), (2, 4)]:  # empty prefix, empty suffix, keep > suffix
+        with pytest.raises(ValueError, match="out of range"):
+            next(shared_prefix_logits(teacher.model, [[2, 7, 8, 9, 10]], [split], [keep], pad_id=0))
+
+
+def test_llm_teacher_runs_bf16_by_default_only_where_native(monkeypatch: pytest.MonkeyPatch):
+    from retrieval_kd.llm import loading
+    from retrieval_kd.training import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert loading.choose_dtype(None, "cpu") == torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert loading.choose_dtype(None, "cpu") == torch.float32
+    assert loading.choose_dtype("float16", "cpu") == torch.float16
+
+
+def test_score_store_hands_an_llm_teacher_its_call_size(tiny_lm: Path, tmp_path: Path):
+    from retrieval_kd.store import score_candidates
+
+    teacher = _teacher(tiny_lm, "query_likelihood")
+    calls: list[int] = []
+    score = teacher.score
+
+    def recording(queries, passages, **kwargs):
+        calls.append(len(queries))
+        return score(queries, passages, **kwargs)
+
+    teacher.score = recording
+    queries = {f"q{i}": SHARED_QUERIES[i % 3] for i in range(20)}
+    texts = {f"d{j}": t for j, t in enumerate(SHARED_PASSAGES[0] + SHARED_PASSAGES[2])}
+    run = {q: {d: 1.0 for d in texts} for q in queries}
+    score_candidates(teacher, queries, run, lambda ids: [texts[d] for d in ids], tmp_path, depth=6)
+    assert teacher.queries_per_call == 1000 and calls == [20]  # one call, not 16 + 4

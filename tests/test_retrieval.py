@@ -89,3 +89,17 @@ def test_cli_index_and_search(toy_beir: Path, tmp_path: Path) -> None:
     assert len(lines) == 6  # 3 judged queries x top 2
     manifest = json.loads((tmp_path / "run.trec.manifest.json").read_text())
     assert manifest["cost"]["queries_per_s"] > 0
+
+
+def test_encoder_backend_is_checked_and_recorded(tmp_path: Path) -> None:
+    import importlib.util
+
+    student = save_tiny_sentence_transformer(tmp_path / "student")
+    with pytest.raises(RKDError, match="backend must be one of"):
+        StudentEncoder(str(student), backend="tensorrt")
+    assert "backend" not in StudentEncoder(str(student)).settings  # torch: settings as before
+    if importlib.util.find_spec("optimum") is None:  # the project's environment
+        with pytest.raises(RKDError, match="backend 'onnx' could not load"):
+            StudentEncoder(str(student), backend="onnx")
+    else:
+        assert StudentEncoder(str(student), backend="onnx").settings["backend"] == "onnx"

@@ -30,16 +30,6 @@ from retrieval_kd.generation.templates import PromptTemplate
 DEFAULT_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def _default_dtype(device: str) -> str:
-    from retrieval_kd.training.precision import cpu_has_native_bf16
-
-    if device.startswith("cuda"):
-        import torch
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
-
-
 def line_tokens(tokenizer: Any) -> tuple[Any, Any, Any]:
     """Token-id masks over the vocabulary: text (not only whitespace), newline, and newline
     after text in the same token (``".\n"``), read off each token's decoded string.
@@ -132,7 +122,7 @@ class LLMQueryGenerator:
         self.templates = [t for t in templates if t is not None] or [
             PromptTemplate.for_kind("question")
         ]
-        self.lm = load_causal_lm(model, device=device, dtype=dtype or _default_dtype(device))
+        self.lm = load_causal_lm(model, device=device, dtype=dtype)  # bf16 where native
         self.tokenizer = self.lm.tokenizer
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

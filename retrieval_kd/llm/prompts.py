@@ -168,13 +168,22 @@ def _overlapping(offsets: list[tuple[int, int]], span: tuple[int, int]) -> list[
 
 
 def encode_prompt(
-    frame: PromptFrame, tokenizer: Any, query: str, passage: str, max_length: int
+    frame: PromptFrame,
+    tokenizer: Any,
+    query: str,
+    passage: str,
+    max_length: int,
+    query_reserve: int = 0,
 ) -> EncodedPrompt:
     """Tokenise one pair's prompt, cutting the passage (only) until it fits ``max_length``.
 
     Each round drops the passage tokens beyond the budget by cutting the passage text at the start
     offset of the first dropped token, then re-tokenises (a cut can change the tokens around it,
     so this repeats; the passage gets at least one character shorter each round).
+
+    ``query_reserve``: the passage is cut as if the query had at least this many tokens, so a
+    passage is cut the same way under every query up to that length (its prompt prefix is then
+    the same, and shared: :mod:`retrieval_kd.llm.prefix_sharing`); 0 cuts each prompt to fit.
 
     Raises:
         RKDError: The prompt is too long with an empty passage (template + query > max_length),
@@ -195,9 +204,11 @@ def encode_prompt(
         ids = list(enc["input_ids"])
         offsets = [tuple(o) for o in enc["offset_mapping"]]
         p_pos = _overlapping(offsets, spans["passage"])
-        if len(ids) <= max_length:
-            return EncodedPrompt(ids, _overlapping(offsets, spans["query"]), p_pos, truncated)
-        excess = len(ids) - max_length
+        q_pos = _overlapping(offsets, spans["query"])
+        limit = max_length - max(0, query_reserve - len(q_pos))
+        if len(ids) <= limit or (len(ids) <= max_length and not p_pos):
+            return EncodedPrompt(ids, q_pos, p_pos, truncated)
+        excess = len(ids) - limit
         if not passage or not p_pos:
             raise RKDError(
                 f"query {query[:80]!r}: template + query take {len(ids)} tokens, more than "

@@ -68,6 +68,9 @@ from retrieval_kd.store.teacher_batch import PassageText, score_batch
 logger = logging.getLogger(__name__)
 
 
+DEFAULT_QUERIES_PER_CALL = 16
+
+
 def score_candidates(
     scorer: Scorer,
     queries: Queries,
@@ -79,7 +82,7 @@ def score_candidates(
     qrels: Qrels | None = None,
     add_qrels_positives: bool = False,
     queries_per_shard: int = 1000,
-    queries_per_call: int = 16,
+    queries_per_call: int | None = None,
     rank: int | None = None,
     world_size: int | None = None,
     candidate_source: dict[str, Any] | None = None,
@@ -97,7 +100,9 @@ def score_candidates(
         add_qrels_positives: also score each query's relevant (grade > 0) qrels documents that
             are not among its top-``depth`` candidates (needs ``qrels``).
         queries_per_shard: queries per shard: the most work a crash can lose.
-        queries_per_call: queries per ``scorer.score`` call (the teacher batches pairs inside).
+        queries_per_call: queries per ``scorer.score`` call (the teacher batches pairs inside);
+            default the scorer's ``queries_per_call`` attribute if it has one (an LLM teacher
+            shares a passage's forward pass among the queries of a call), else 16.
         rank: this process's rank (default: torch.distributed, else ``RANK`` / ``LOCAL_RANK``).
         world_size: number of processes (default: torch.distributed, else ``WORLD_SIZE``).
         candidate_source: what the candidates are, e.g. ``{"name": "bm25", "run_sha256": ...}``;
@@ -112,6 +117,10 @@ def score_candidates(
         RKDError: bad settings; another teacher's store; the scorer returned a wrong number of
             scores or a non-finite score.
     """
+    if queries_per_call is None:
+        queries_per_call = int(
+            getattr(scorer, "queries_per_call", None) or DEFAULT_QUERIES_PER_CALL
+        )
     if depth < 1 or queries_per_shard < 1 or queries_per_call < 1:
         raise RKDError("depth, queries_per_shard and queries_per_call must be at least 1")
     if add_qrels_positives and qrels is None:

@@ -27,7 +27,16 @@ from retrieval_kd.manifest import MANIFEST_NAME, read_manifest, write_json_atomi
 PART_RE = re.compile(r"^manifest-r(\d+)\.json$")
 FORMAT_VERSION = 1
 #: ``describe()`` keys that do not change the scores, ignored when checking the teacher identity.
-VOLATILE_TEACHER_KEYS = frozenset({"device", "batch_size", "num_workers", "max_batch_tokens"})
+VOLATILE_TEACHER_KEYS = frozenset(
+    {
+        "device",
+        "batch_size",
+        "num_workers",
+        "max_batch_tokens",
+        "prefix_sharing",  # same scores up to rounding, like another batch size
+        "suffix_batch_size",
+    }
+)
 
 
 def part_path(folder: str | Path, rank: int) -> Path:

@@ -27,7 +27,6 @@ from retrieval_kd.data.types import Queries, Run
 from retrieval_kd.errors import RKDError
 from retrieval_kd.manifest import read_manifest
 
-
 BACKENDS = ("torch", "onnx", "openvino")
 
 

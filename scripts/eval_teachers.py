@@ -67,8 +67,9 @@ def main() -> None:
         bm25, _ = bm25_candidates(dataset.corpus, queries, k=args.depth)
         candidates = truncate_run(bm25, args.depth)
         runs = {"bm25": candidates}
-        for spec in args.teacher:
-            kind = parse_teacher_spec(spec)["kind"]
+        kinds = [parse_teacher_spec(spec)["kind"] for spec in args.teacher]
+        for spec, kind in zip(args.teacher, kinds, strict=True):
+            label = kind if kinds.count(kind) == 1 else spec  # two of a kind: their specs
             folder = args.out / data.replace("/", "-") / f"{kind}-{fingerprint(spec)[:8]}"
             teacher = build_teacher(spec, candidates)
             store = score_candidates(
@@ -81,9 +82,9 @@ def main() -> None:
                 qrels=dataset.qrels,
                 candidate_source={"name": "bm25", "depth": args.depth},
             )
-            runs[kind] = store.to_run()
+            runs[label] = store.to_run()
             cost = (store.manifest or {}).get("cost", {})
-            print(f"{data} {kind}: {cost}")
+            print(f"{data} {label}: {cost}")
         for name, folder in stores_for(data, args.store):
             runs[name] = complete_store(folder).to_run()
             print(f"{data} {name}: {(ScoreStore(folder).manifest or {}).get('cost', {})}")

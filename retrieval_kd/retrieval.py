@@ -81,7 +81,8 @@ class StudentEncoder:
                 first.query_length = self.model.max_seq_length
             first.document_length = passage_max_length
             self.model.max_seq_length = max(self.model.max_seq_length or 0, passage_max_length)
-        if self.model.device.type == "cuda" and backend == "torch":
+        self.half = self.model.device.type == "cuda" and backend == "torch"
+        if self.half:
             self.model.half()
         self.batch_size = batch_size
         self.dim = self.model.get_embedding_dimension()
@@ -96,7 +97,7 @@ class StudentEncoder:
             "document_length": getattr(first, "document_length", None),
             "prompts": dict(self.model.prompts or {}),
             "modules": [type(module).__name__ for module in self.model],
-            "half": self.model.device.type == "cuda",
+            "half": self.half,
             **({"backend": self.backend} if self.backend != "torch" else {}),
         }
 

@@ -37,7 +37,7 @@ from retrieval_kd.llm.prompts import (
     build_frame,
     encode_prompt,
 )
-from retrieval_kd.llm.readout import Readout
+from retrieval_kd.llm.readout import Readout, left_pad, positions
 from retrieval_kd.losses import get_loss, ranknet_from_pairs
 from retrieval_kd.losses.preference import bradley_terry, pairwise_targets, ranking_targets
 
@@ -110,17 +110,11 @@ class PointwiseLLMStudent:
             raise InputError("score_groups needs B queries and B groups of the same size K")
         prompts = self._prompts(queries, passages)
         device = torch.device(self.lm.device)
-        length = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), length), self._readout.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, prompt in enumerate(prompts):
-            ids[row, length - len(prompt) :] = torch.tensor(prompt)
-            mask[row, length - len(prompt) :] = 1
-        position = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask = left_pad(prompts, self._readout.pad_id)
         out = self.model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
-            position_ids=position.to(device),
+            position_ids=positions(mask).to(device),
             use_cache=False,
             logits_to_keep=1,
         ).logits[:, -1]

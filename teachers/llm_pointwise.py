@@ -50,6 +50,7 @@ from retrieval_kd.llm.prompts import (
     build_frame,
     encode_prompt,
 )
+from retrieval_kd.llm.readout import left_pad, positions
 from retrieval_kd.progress import is_quiet
 
 MODES = ("yes_no", "query_likelihood")
@@ -257,12 +258,7 @@ class LLMPointwiseTeacher:
             batch: B prompts of length T_b -> float32 [B, keep, V] (keep = the largest
             :meth:`_keep`), position -1 of each row at its prompt's last token.
         """
-        length = max(len(e.input_ids) for e in batch)
-        ids = torch.full((len(batch), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), length), dtype=torch.long)
-        for row, enc in enumerate(batch):
-            ids[row, length - len(enc.input_ids) :] = torch.tensor(enc.input_ids)
-            mask[row, length - len(enc.input_ids) :] = 1
+        ids, mask = left_pad([e.input_ids for e in batch], self.pad_id)
         keep = max(self._keep(e) for e in batch)
         inputs: dict[str, Any] = {
             "input_ids": ids.to(self.device),
@@ -270,7 +266,7 @@ class LLMPointwiseTeacher:
             "use_cache": False,
         }
         if self._position_ids:  # left padding: position 0 is each row's first real token
-            inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(self.device)
+            inputs["position_ids"] = positions(mask).to(self.device)
         if self._logits_to_keep:
             inputs["logits_to_keep"] = keep
         return self.model(**inputs).logits[:, -keep:].float()

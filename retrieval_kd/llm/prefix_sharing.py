@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from retrieval_kd.llm.readout import left_pad, positions
+
 
 def supports_prefix_sharing(model: Any) -> bool:
     """Whether ``model`` takes explicit positions and a plain (non-sliding) dynamic KV cache.
@@ -54,18 +56,6 @@ def _cache_argument(model: Any) -> str | None:
     ``past_key_values`` (earlier), or None."""
     params = inspect.signature(model.forward).parameters
     return next((name for name in ("cache", "past_key_values") if name in params), None)
-
-
-def _left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """ids and mask [B, L], L = the longest row; each row right-aligned."""
-    length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, length - len(row) :] = torch.tensor(list(row), dtype=torch.long)
-            mask[i, length - len(row) :] = 1
-    return ids, mask
 
 
 def _plain_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -114,9 +104,10 @@ def shared_prefix_logits(
     """
     from transformers.cache_utils import DynamicCache
 
-    cache_arg = _cache_argument(model)
-    if cache_arg is None or not _takes(model, "position_ids"):
+    if not supports_prefix_sharing(model):
         raise TypeError("prefix sharing needs a model that takes position_ids and a KV cache")
+    cache_arg = _cache_argument(model)
+    trims_head = _takes(model, "logits_to_keep")  # LM head only at the positions kept
     for i, (ids, split, keep) in enumerate(zip(prompts, splits, keeps, strict=True)):
         if not 1 <= split < len(ids) or not 1 <= keep <= len(ids) - split:
             raise ValueError(
@@ -129,15 +120,15 @@ def shared_prefix_logits(
     device = torch.device(device)
     for start in range(0, len(prefixes), prefix_batch):
         batch = prefixes[start : start + prefix_batch]
-        ids, mask = _left_pad(batch, pad_id)
+        ids, mask = left_pad(batch, pad_id)
         cache = DynamicCache()
         model(
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
-            position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device),
+            position_ids=positions(mask).to(device),
             **{cache_arg: cache},
             use_cache=True,
-            **({"logits_to_keep": 1} if _takes(model, "logits_to_keep") else {}),
+            **({"logits_to_keep": 1} if trims_head else {}),
         )
         layers = _plain_layers(cache)
         prefix_length = mask.sum(-1)
@@ -147,7 +138,7 @@ def shared_prefix_logits(
             sub = members[sub_start : sub_start + suffix_batch]
             owners = torch.tensor([b for b, _ in sub], dtype=torch.long)
             rows = [i for _, i in sub]
-            s_ids, s_mask = _left_pad([prompts[i][splits[i] :] for i in rows], pad_id)
+            s_ids, s_mask = left_pad([prompts[i][splits[i] :] for i in rows], pad_id)
             keep = max(keeps[i] for i in rows)
             copied = DynamicCache(
                 ddp_cache_data=[
@@ -155,14 +146,14 @@ def shared_prefix_logits(
                     for k, v in layers
                 ]
             )
-            positions = prefix_length[owners, None] + (s_mask.cumsum(-1) - 1).clamp(min=0)
+            suffix_positions = prefix_length[owners, None] + positions(s_mask)
             out = model(
                 input_ids=s_ids.to(device),
                 attention_mask=torch.cat([mask[owners], s_mask], dim=1).to(device),
-                position_ids=positions.to(device),
+                position_ids=suffix_positions.to(device),
                 **{cache_arg: copied},
                 use_cache=True,
-                **({"logits_to_keep": keep} if _takes(model, "logits_to_keep") else {}),
+                **({"logits_to_keep": keep} if trims_head else {}),
             )
             yield rows, out.logits[:, -keep:].float()
             del copied, out

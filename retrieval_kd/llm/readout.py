@@ -16,6 +16,23 @@ import torch
 from retrieval_kd.llm.loading import LoadedLM
 
 
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask ``[B, L]`` (L = the longest row), each row right-aligned."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if len(row):
+            ids[i, length - len(row) :] = torch.tensor(list(row), dtype=torch.long)
+            mask[i, length - len(row) :] = 1
+    return ids, mask
+
+
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of a left-padded batch: 0 at each row's first real token (pads get 0)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 class Readout:
     """Batched next-token logits of a causal LM at the end of each prompt.
 
@@ -45,19 +62,14 @@ class Readout:
         device = torch.device(self.lm.device)
         for start in range(0, len(order), self.batch_size):
             picked = order[start : start + self.batch_size]
-            length = max(len(prompts[i]) for i in picked)
-            ids = torch.full((len(picked), length), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(picked), length), dtype=torch.long)
-            for row, i in enumerate(picked):
-                ids[row, length - len(prompts[i]) :] = torch.tensor(prompts[i])
-                mask[row, length - len(prompts[i]) :] = 1
+            ids, mask = left_pad([prompts[i] for i in picked], self.pad_id)
             inputs: dict[str, Any] = {
                 "input_ids": ids.to(device),
                 "attention_mask": mask.to(device),
             }
             inputs["use_cache"] = False
             if self._position_ids:
-                inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(device)
+                inputs["position_ids"] = positions(mask).to(device)
             if self._logits_to_keep:
                 inputs["logits_to_keep"] = 1
             last = self.lm.model(**inputs).logits[:, -1].float()

@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--llm-batch-size", type=int, default=8)
     parser.add_argument("--llm-max-length", type=int, default=512)
     parser.add_argument("--llm-dtype", default=None, help="default: bf16 where native")
+    parser.add_argument(
+        "--llm-row-tokens", type=int, default=None, help="packed row length (default 2 x max)"
+    )
     parser.add_argument("--llm-profile", action="store_true", help="operator table of a batch")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -324,7 +327,7 @@ def llm_section(args: argparse.Namespace) -> None:
     }
     start = time.perf_counter()
     before = LLMPointwiseTeacher(args.llm_model, share_prefixes=False, **options)
-    after = LLMPointwiseTeacher(args.llm_model, **options)
+    after = LLMPointwiseTeacher(args.llm_model, row_tokens=args.llm_row_tokens, **options)
     after.model = before.model  # one copy of the weights
     load_s = time.perf_counter() - start
     dtype, device = before.dtype, str(before.device)
@@ -349,18 +352,26 @@ def llm_section(args: argparse.Namespace) -> None:
     results = {}
     for name, teacher in (("before: whole prompts", before), ("after: shared prefixes", after)):
         ran: list[int] = []
-        forward = teacher.model.forward
+        decoder = teacher.model.get_decoder()
+        forward = decoder.forward
 
         def counting(*a, _forward=forward, _ran=ran, **kw):
             mask, ids = kw.get("attention_mask"), kw["input_ids"]
-            _ran.append(int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel())
+            if mask is None:
+                _ran.append(ids.numel())
+            elif mask.ndim == 2:  # whole prompts: a padding mask
+                _ran.append(int(mask[:, -ids.shape[1] :].sum()))
+            else:  # packed rows: a pad attends to itself only (so does a row's first token)
+                pads = (mask[:, 0] == 0).sum(-1) == 1
+                pads[:, 0] = False
+                _ran.append(ids.numel() - int(pads.sum()))
             return _forward(*a, **kw)
 
-        teacher.model.forward = functools.wraps(forward)(counting)
+        decoder.forward = functools.wraps(forward)(counting)
         start = time.perf_counter()
         scores = np.concatenate(teacher.score(queries, groups))
         seconds = time.perf_counter() - start
-        teacher.model.forward = forward
+        decoder.forward = forward
         run_tokens = sum(ran)
         results[name] = (seconds, scores)
         print(

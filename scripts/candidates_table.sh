@@ -5,6 +5,7 @@
 #
 #   bash scripts/candidates_table.sh 42                 # every cell, seed 42
 #   bash scripts/candidates_table.sh 43 rrf-fn1 bm25-fn0 # chosen cells, another seed
+#   RECIPE=e3 bash scripts/candidates_table.sh 42 bm25-fn1  # a lever: 3 epochs at lr 5e-5
 #   python scripts/seed_table.py --data scifact --split test runs/cand16/<cell>-s42 ...
 #
 # Sized for 2 CPU cores: the demo's recipe with groups of 4 and 128-token training passages
@@ -28,6 +29,13 @@ common=(
   --set "teacher.model=ensemble:zscore:bm25*1+bi-encoder:sentence-transformers/all-MiniLM-L6-v2*1"
   --set "teacher.fallbacks=[]" --set "training.seed=$seed"
 )
+recipe=()
+tag=""
+case ${RECIPE:-} in
+  "") ;;
+  e3) recipe=(--set "training.epochs=3" --set "training.learning_rate=5.0e-5"); tag=-e3 ;;
+  *) echo "unknown RECIPE $RECIPE" >&2; exit 2 ;;
+esac
 previous=""
 for cell in "${cells[@]}"; do
   source_name=${cell%-fn*}
@@ -42,14 +50,14 @@ for cell in "${cells[@]}"; do
     fn=(--set "groups.false_negatives={action: drop, absolute_margin: 0.0}"
         --set "baseline.groups={false_negatives: null}")
   fi
-  out=runs/cand16/$cell-s$seed
+  out=runs/cand16/$cell$tag-s$seed
   reuse=()
   if [ -n "$previous" ]; then reuse=(--reuse "$previous")
   elif [ -d "runs/cand16/$cell-s42" ]; then reuse=(--reuse "runs/cand16/$cell-s42"); fi
   start=$(date +%s)
   .venv/bin/rkd distill --config configs/demo-scifact.yaml "${common[@]}" "${fn[@]}" \
     --set "candidates.sources=$sources" --set "candidates.fusion=rrf" \
-    --set "output_dir=$out" "${reuse[@]}"
-  echo "$cell seed $seed: $(( $(date +%s) - start )) s" | tee -a runs/cand16/times.txt
+    --set "output_dir=$out" "${recipe[@]}" "${reuse[@]}"
+  echo "$cell$tag seed $seed: $(( $(date +%s) - start )) s" | tee -a runs/cand16/times.txt
   previous=$out
 done

@@ -83,7 +83,8 @@ class LLMPointwiseTeacher:
         share_prefixes: Run the tokens that prompts share (everything before the query, in the
             default passage-first templates) once per distinct prefix
             (:mod:`retrieval_kd.llm.prefix_sharing`); same scores up to rounding.
-        suffix_batch_size: Suffixes per forward pass when sharing (default 4 x batch_size).
+        row_tokens: Most tokens in one packed row of a prefix and the suffixes that share it
+            (default 2 x max_length); a pass takes about ``batch_size x max_length`` tokens.
         query_reserve: A long passage is cut to leave room for a query of this many tokens
             (longer queries cut it further), so that it is cut, and shared, alike under every
             query; 0 cuts each prompt just to fit.
@@ -112,7 +113,7 @@ class LLMPointwiseTeacher:
         gguf_file: str | None = None,
         chat: bool | None = None,
         share_prefixes: bool = True,
-        suffix_batch_size: int | None = None,
+        row_tokens: int | None = None,
         query_reserve: int = QUERY_RESERVE,
     ):
         if mode not in MODES:
@@ -153,11 +154,11 @@ class LLMPointwiseTeacher:
         params = inspect.signature(self.model.forward).parameters
         self._position_ids = "position_ids" in params
         self._logits_to_keep = "logits_to_keep" in params
-        if suffix_batch_size is not None and suffix_batch_size < 1:
-            raise InputError("suffix_batch_size must be positive")
+        if row_tokens is not None and row_tokens < 1:
+            raise InputError("row_tokens must be positive")
         self.share_prefixes = share_prefixes
         self._sharing_supported = supports_prefix_sharing(self.model)
-        self.suffix_batch_size = suffix_batch_size or 4 * batch_size
+        self.row_tokens = row_tokens or 2 * max_length
 
     def encode(self, query: str, passage: str) -> EncodedPrompt:
         """The token ids of one pair's prompt (passage cut to ``max_length``), field positions.
@@ -208,9 +209,9 @@ class LLMPointwiseTeacher:
                 [self._keep(encoded[i]) for i in shared],
                 pad_id=self.pad_id,
                 device=self.device,
-                prefix_batch=self.batch_size,
-                suffix_batch=self.suffix_batch_size,
-                on_prefix_batch=bar.update,
+                row_tokens=self.row_tokens,
+                batch_tokens=self.batch_size * self.max_length,
+                on_batch=bar.update,
             ):
                 picked = [shared[r] for r in rows]
                 flat[picked] = self._read(picked, encoded, trailing)
@@ -316,7 +317,7 @@ class LLMPointwiseTeacher:
             "device": str(self.device),
             "batch_size": self.batch_size,
             "prefix_sharing": bool(self.share_prefixes and self._sharing_supported),
-            "suffix_batch_size": self.suffix_batch_size,
+            "row_tokens": self.row_tokens,
         }
         if self.mode == "yes_no":
             info["yes_token_ids"] = self.yes_ids

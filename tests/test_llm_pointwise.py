@@ -342,18 +342,28 @@ SHARED_PAIRS = [(q, p) for q, g in zip(SHARED_QUERIES, SHARED_PASSAGES, strict=T
 
 
 def _tokens_through(teacher: LLMPointwiseTeacher) -> list[int]:
-    """Counts the real (unmasked) tokens of every forward pass of the teacher's model."""
+    """Counts the real (unpadded) tokens of every pass of the teacher's decoder: whole prompts
+    (a 2D padding mask) or packed rows (a 4D mask, where a pad attends to itself only and every
+    real token after a row's first also attends to that first token)."""
     seen: list[int] = []
-    forward = teacher.model.forward
+    decoder = teacher.model.get_decoder()
+    forward = decoder.forward
 
     @functools.wraps(forward)  # keeps the signature the teacher inspects
     def counting(*args, **kwargs):
-        mask = kwargs.get("attention_mask")
-        ids = kwargs["input_ids"]
-        seen.append(int(ids.numel() if mask is None else mask[:, -ids.shape[1] :].sum()))
+        mask, ids = kwargs.get("attention_mask"), kwargs["input_ids"]
+        if mask is None:
+            seen.append(ids.numel())
+        elif mask.ndim == 2:
+            seen.append(int(mask[:, -ids.shape[1] :].sum()))
+        else:
+            attends = mask[:, 0] == 0  # [B, T, T]
+            pads = attends.sum(-1) == 1
+            pads[:, 0] = False  # a row's first token sees itself only, and is real
+            seen.append(ids.numel() - int(pads.sum()))
         return forward(*args, **kwargs)
 
-    teacher.model.forward = counting
+    decoder.forward = counting
     return seen
 
 
@@ -375,7 +385,7 @@ def test_shared_prefixes_score_as_whole_prompts(
         max_length = max(len(probe.encode(q, p).input_ids) for q, p in SHARED_PAIRS) - 2
     options = {"template": template, "max_length": max_length, "batch_size": 2, "query_reserve": 0}
     whole = _teacher(tiny_lm, mode, share_prefixes=False, **options)
-    shared = _teacher(tiny_lm, mode, suffix_batch_size=3, **options)
+    shared = _teacher(tiny_lm, mode, row_tokens=100, **options)
     assert shared.describe()["prefix_sharing"] and not whole.describe()["prefix_sharing"]
     cut = [whole.encode(q, p).truncated for q, p in SHARED_PAIRS]
     assert any(cut) == tight and not all(cut)  # tight: some prompts cut (their prefixes differ)
@@ -386,7 +396,9 @@ def test_shared_prefixes_score_as_whole_prompts(
         np.testing.assert_allclose(b, a, atol=1e-5, rtol=0)
     spread = np.concatenate(expected)
     assert spread.max() - spread.min() > 1e-3
-    assert sum(shared_tokens) < sum(whole_tokens)  # the shared prefixes ran once
+    assert 0 < sum(shared_tokens) < sum(whole_tokens)  # the shared prefixes ran once
+    prompts = [whole.encode(q, p).input_ids for q, p in SHARED_PAIRS]
+    assert sum(whole_tokens) == sum(map(len, prompts))
 
 
 def test_prefix_sharing_in_bf16_is_within_bf16_rounding_of_fp32(tiny_lm: Path):
@@ -407,6 +419,31 @@ def test_shared_prefix_logits_refuses_bad_splits(tiny_lm: Path):
     for split, keep in [(0, 1), (5, 1), (2, 4)]:  # empty prefix, empty suffix, keep > suffix
         with pytest.raises(ValueError, match="out of range"):
             next(shared_prefix_logits(teacher.model, [[2, 7, 8, 9, 10]], [split], [keep], pad_id=0))
+
+
+def test_packing_runs_each_prefix_once_per_row_within_the_budgets():
+    from retrieval_kd.llm.prefix_sharing import pack_shared_prefixes
+
+    prefix_a, prefix_b = [5, 6, 7, 8], [9, 10, 11]
+    prompts = [prefix_a + [20, 21], prefix_b + [22], prefix_a + [23, 24, 25], prefix_a + [26]]
+    splits, keeps = [4, 3, 4, 4], [2, 1, 3, 1]
+    batches = pack_shared_prefixes(prompts, splits, keeps, pad_id=0, row_tokens=9, batch_tokens=18)
+    placed = sorted(i for b in batches for i in b.prompts)
+    assert placed == [0, 1, 2, 3]  # every prompt read once
+    # prefix_a + 2 + 3 suffix tokens = 9 fits one row; its third suffix opens a second row
+    assert sum(b.tokens for b in batches) == (4 + 2 + 3) + (4 + 1) + (3 + 1)
+    assert all(b.input_ids.shape[0] * b.input_ids.shape[1] <= 18 for b in batches)
+    for batch in batches:
+        for n, i in enumerate(batch.prompts):
+            row, cols = batch.read_rows[n], batch.read_cols[n]
+            # the last `keep` columns hold the prompt's last tokens at their own positions
+            tail = prompts[i][-keeps[i] :]
+            assert batch.input_ids[row, cols[-keeps[i] :]].tolist() == tail
+            assert batch.position_ids[row, cols[-1]] == len(prompts[i]) - 1
+            # its last token attends to exactly the prompt's own tokens
+            assert int(batch.allowed[row, cols[-1]].sum()) == len(prompts[i])
+    with pytest.raises(ValueError, match="positive"):
+        pack_shared_prefixes(prompts, splits, keeps, pad_id=0, row_tokens=0)
 
 
 def test_llm_teacher_runs_bf16_by_default_only_where_native(monkeypatch: pytest.MonkeyPatch):

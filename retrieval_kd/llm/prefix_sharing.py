@@ -5,19 +5,28 @@ so every query that lists a passage among its candidates shares the passage's fo
 SciFact's 809 training queries x BM25 top 30 (24,267 pairs) there are 4,818 distinct passages,
 about 5 pairs per passage; the passage is most of each ~400-token prompt, the query ~20 tokens.
 
-How (the "automatic prefix caching" of vLLM, Kwon et al. 2023, "Efficient Memory Management for
-Large Language Model Serving with PagedAttention", done within one scoring call):
+How: each distinct prefix is *packed* with the suffixes that follow it into one row, and one
+forward pass of the model's decoder runs the row under a tree-shaped attention mask (the
+"topology-aware causal mask" that SpecInfer, Miao et al. 2024, uses to verify a token tree in one
+pass)::
 
-1. prompts are grouped by their exact first ``split`` tokens (the caller's split point; the
-   token ids, not the text, so a passage cut differently for a longer query is another prefix);
-2. distinct prefixes run in left-padded batches of ``prefix_batch``, keeping their keys and
-   values (a transformers ``DynamicCache``; no logits but the last position's);
-3. each prompt's own suffix (``ids[split:]``) runs on a copy of its prefix's keys and values,
-   ``suffix_batch`` suffixes per pass, left-padded so that every row ends at its last token.
+    row:      [ prefix P (p tokens) | suffix 1 (s1) | suffix 2 (s2) | ... | pad ]
+    position:   0 .. p-1              p .. p+s1-1     p .. p+s2-1
+    attends:    P causally            P + its own     P + its own
+                                      tokens causally tokens causally
 
-Every attention still sees exactly the tokens it would in one full forward pass (padding is
-masked and positions are counted from each prompt's first real token), so scores equal the
-unshared computation up to floating-point rounding (``tests/test_llm_prefix_sharing.py``).
+Each suffix token therefore sees exactly the tokens it would see at the end of its own whole
+prompt (the prefix, then its own earlier tokens) at the same positions, so its hidden state, and
+the logits read from it, equal the unshared computation up to floating-point rounding
+(``tests/test_llm_pointwise.py``). Unlike copying the prefix's KV cache once per suffix, nothing
+is copied, and every matrix product runs on rows as long as whole prompts. A prefix with more
+suffixes than ``row_tokens`` holds is packed into several rows, each with its own copy of the
+prefix; rows are sorted by length and batched up to ``batch_tokens`` tokens per pass.
+
+The LM head runs only at the positions read (the last ``keep`` tokens of each prompt), on the
+decoder's hidden states. Models whose logits are not ``output_embeddings(decoder(x))`` (a final
+soft-cap, a logit scale) are detected by :func:`supports_prefix_sharing`, which compares the two
+on a short input once, and run their prompts whole.
 
 Example:
     >>> for rows, logits in shared_prefix_logits(model, prompts, splits, keeps,
@@ -29,43 +38,167 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from retrieval_kd.llm.readout import left_pad, positions
+MASK_ATTENTION = ("sdpa", "eager")  # attention implementations that take a custom 4D mask
+
+
+@dataclass
+class PackedBatch:
+    """Rows of prefixes and their suffixes for one forward pass.
+
+    Shapes:
+        input_ids, position_ids: [B, T] (right-padded); allowed: bool [B, T, T], True where
+        query position i may attend key position j; prompts: N prompt indices, each read at
+        ``read_cols[n]`` (its last ``keep`` positions, right-aligned: column -1 is its last
+        token; left entries beyond the prompt's own ``keep`` repeat its first read position)
+        of row ``read_rows[n]``; read_rows [N], read_cols [N, keep].
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    allowed: torch.Tensor
+    prompts: list[int]
+    read_rows: torch.Tensor
+    read_cols: torch.Tensor
+    tokens: int  # real (unpadded) tokens in the batch
 
 
 def supports_prefix_sharing(model: Any) -> bool:
-    """Whether ``model`` takes explicit positions and a plain (non-sliding) dynamic KV cache.
+    """Whether ``model`` can run packed rows: a decoder that takes ``position_ids`` and a custom
+    4D mask (SDPA or eager attention), and logits that are its output embeddings applied to the
+    decoder's last hidden states (checked once, here, on a short input)."""
+    parts = _decoder_and_head(model)
+    return parts is not None and _head_reproduces_logits(model, *parts)
 
-    Left-padded batches need ``position_ids``; the copy of a prefix's cache per suffix needs
-    every layer to be transformers' plain ``DynamicLayer`` (no sliding window, no recurrent
-    state), which :func:`shared_prefix_logits` checks again on the cache it gets.
-    """
+
+def _decoder_and_head(model: Any) -> tuple[Any, Any] | None:
+    """The model's decoder and output embeddings when packed rows can run on them, else None."""
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) not in MASK_ATTENTION:
+        return None
     try:
-        from transformers.cache_utils import DynamicCache  # noqa: F401
-    except ImportError:
-        return False
-    params = inspect.signature(model.forward).parameters
-    return "position_ids" in params and _cache_argument(model) is not None
+        decoder, head = model.get_decoder(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError):
+        return None
+    if decoder is None or head is None:
+        return None
+    if "position_ids" not in inspect.signature(decoder.forward).parameters:
+        return None
+    return decoder, head
 
 
-def _cache_argument(model: Any) -> str | None:
-    """The forward argument that takes a KV cache: ``cache`` (transformers >= 5.2x) or
-    ``past_key_values`` (earlier), or None."""
-    params = inspect.signature(model.forward).parameters
-    return next((name for name in ("cache", "past_key_values") if name in params), None)
+@torch.inference_mode()
+def _head_reproduces_logits(model: Any, decoder: Any, head: Any) -> bool:
+    """Whether ``head(decoder(x))`` equals ``model(x).logits`` on a 4-token input."""
+    device = next(model.parameters()).device
+    vocab = int(getattr(model.config, "vocab_size", 2))
+    ids = torch.arange(4, device=device).remainder(vocab).unsqueeze(0)
+    full = model(input_ids=ids, use_cache=False).logits.float()
+    ours = head(decoder(input_ids=ids, use_cache=False).last_hidden_state).float()
+    return full.shape == ours.shape and torch.allclose(full, ours, rtol=1e-3, atol=1e-3)
 
 
-def _plain_layers(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(keys, values) of every layer, ``[B, heads, L, d]``; refuses caches that are not plain."""
-    from transformers.cache_utils import DynamicLayer
+def pack_shared_prefixes(
+    prompts: Sequence[Sequence[int]],
+    splits: Sequence[int],
+    keeps: Sequence[int],
+    *,
+    pad_id: int,
+    row_tokens: int = 1024,
+    batch_tokens: int = 4096,
+) -> list[PackedBatch]:
+    """Plan the packed forward passes: each distinct prefix once per row, its suffixes after it.
 
-    layers = getattr(cache, "layers", None)
-    if layers is None or any(type(layer) is not DynamicLayer for layer in layers):
-        raise TypeError("prefix sharing needs a plain DynamicCache (no sliding/recurrent layers)")
-    return [(layer.keys, layer.values) for layer in layers]
+    Args:
+        prompts: token ids of each prompt.
+        splits: prompt ``i`` shares ``prompts[i][:splits[i]]`` (``1 <= split < len``).
+        keeps: how many final positions of prompt ``i`` are read (``1 <= keep <= len - split``).
+        pad_id: id written at padded positions (they attend only to themselves; never read).
+        row_tokens: most tokens in a row (a row always takes its prefix and one suffix).
+        batch_tokens: most tokens (rows x the longest row) in one forward pass.
+
+    Raises:
+        ValueError: a split or keep outside its range, or a non-positive budget.
+    """
+    if row_tokens < 1 or batch_tokens < 1:
+        raise ValueError("row_tokens and batch_tokens must be positive")
+    for i, (ids, split, keep) in enumerate(zip(prompts, splits, keeps, strict=True)):
+        if not 1 <= split < len(ids) or not 1 <= keep <= len(ids) - split:
+            raise ValueError(
+                f"prompt {i}: split {split} / keep {keep} out of range for {len(ids)} tokens"
+            )
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (ids, split) in enumerate(zip(prompts, splits, strict=True)):
+        groups.setdefault(tuple(ids[:split]), []).append(i)
+    rows: list[tuple[tuple[int, ...], list[int], int]] = []  # (prefix, members, length)
+    for prefix, members in groups.items():
+        current: list[int] = []
+        length = len(prefix)
+        for i in members:
+            suffix = len(prompts[i]) - splits[i]
+            if current and length + suffix > row_tokens:
+                rows.append((prefix, current, length))
+                current, length = [], len(prefix)
+            current.append(i)
+            length += suffix
+        rows.append((prefix, current, length))
+    rows.sort(key=lambda row: -row[2])
+    batches, start = [], 0
+    while start < len(rows):
+        longest = rows[start][2]
+        count = max(1, min(len(rows) - start, batch_tokens // longest))
+        batches.append(_build_batch(rows[start : start + count], prompts, splits, keeps, pad_id))
+        start += count
+    return batches
+
+
+def _build_batch(
+    rows: list[tuple[tuple[int, ...], list[int], int]],
+    prompts: Sequence[Sequence[int]],
+    splits: Sequence[int],
+    keeps: Sequence[int],
+    pad_id: int,
+) -> PackedBatch:
+    width = max(length for _, _, length in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    allowed = torch.zeros((len(rows), width, width), dtype=torch.bool)
+    keep = max(keeps[i] for _, members, _ in rows for i in members)
+    read_rows, read_cols, order = [], [], []
+    for r, (prefix, members, length) in enumerate(rows):
+        p = len(prefix)
+        ids[r, :p] = torch.tensor(prefix, dtype=torch.long)
+        pos[r, :p] = torch.arange(p)
+        allowed[r, :p, :p] = torch.ones(p, p, dtype=torch.bool).tril()
+        at = p
+        for i in members:
+            suffix = prompts[i][splits[i] :]
+            s = len(suffix)
+            ids[r, at : at + s] = torch.tensor(list(suffix), dtype=torch.long)
+            pos[r, at : at + s] = torch.arange(p, p + s)
+            allowed[r, at : at + s, :p] = True
+            allowed[r, at : at + s, at : at + s] = torch.ones(s, s, dtype=torch.bool).tril()
+            end = at + s
+            cols = torch.arange(end - keep, end).clamp(min=end - keeps[i])
+            read_rows.append(r)
+            read_cols.append(cols)
+            order.append(i)
+            at = end
+        padded = torch.arange(length, width)
+        allowed[r, padded, padded] = True  # a pad sees itself only: no all-masked row
+    return PackedBatch(
+        input_ids=ids,
+        position_ids=pos,
+        allowed=allowed,
+        prompts=order,
+        read_rows=torch.tensor(read_rows, dtype=torch.long),
+        read_cols=torch.stack(read_cols),
+        tokens=sum(length for _, _, length in rows),
+    )
 
 
 @torch.inference_mode()
@@ -77,89 +210,47 @@ def shared_prefix_logits(
     *,
     pad_id: int,
     device: torch.device | str = "cpu",
-    prefix_batch: int = 8,
-    suffix_batch: int = 32,
-    on_prefix_batch: Any = None,
+    row_tokens: int = 1024,
+    batch_tokens: int = 4096,
+    on_batch: Any = None,
 ) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """Trailing logits of every prompt, each distinct prefix computed once.
+    """Trailing logits of every prompt, each distinct prefix computed once per packed row.
 
     Args:
         model: a transformers causal LM (see :func:`supports_prefix_sharing`).
-        prompts: token ids of each prompt.
-        splits: prompt ``i`` shares ``prompts[i][:splits[i]]`` (``1 <= split < len``).
-        keeps: how many final positions of prompt ``i`` are read (``1 <= keep <= len - split``).
-        pad_id: id written at padded positions (masked, never read).
+        prompts, splits, keeps, pad_id, row_tokens, batch_tokens: as
+            :func:`pack_shared_prefixes`.
         device: where the model runs.
-        prefix_batch: distinct prefixes per forward pass.
-        suffix_batch: suffixes per forward pass (each holds a copy of its prefix's cache).
-        on_prefix_batch: called with the number of prompts finished after each prefix batch
-            (a progress bar's ``update``).
+        on_batch: called with the number of prompts finished after each pass (a progress
+            bar's ``update``).
 
     Yields:
         (rows, logits): prompt indices and float32 logits ``[len(rows), keep, V]`` whose last
-        position is each prompt's last token (``keep`` = the largest ``keeps`` of the rows).
+        position is each prompt's last token (``keep`` = the largest ``keeps`` of the pass).
 
     Raises:
         ValueError: a split or keep outside its range.
+        TypeError: a model that cannot run packed rows.
     """
-    from transformers.cache_utils import DynamicCache
-
-    if not supports_prefix_sharing(model):
-        raise TypeError("prefix sharing needs a model that takes position_ids and a KV cache")
-    cache_arg = _cache_argument(model)
-    trims_head = _takes(model, "logits_to_keep")  # LM head only at the positions kept
-    for i, (ids, split, keep) in enumerate(zip(prompts, splits, keeps, strict=True)):
-        if not 1 <= split < len(ids) or not 1 <= keep <= len(ids) - split:
-            raise ValueError(
-                f"prompt {i}: split {split} / keep {keep} out of range for {len(ids)} tokens"
-            )
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, (ids, split) in enumerate(zip(prompts, splits, strict=True)):
-        groups.setdefault(tuple(ids[:split]), []).append(i)
-    prefixes = sorted(groups, key=len, reverse=True)
+    batches = pack_shared_prefixes(
+        prompts, splits, keeps, pad_id=pad_id, row_tokens=row_tokens, batch_tokens=batch_tokens
+    )
+    parts = _decoder_and_head(model)
+    if parts is None:
+        raise TypeError("prefix sharing needs a decoder that takes position_ids and a 4D mask")
+    decoder, head = parts
+    dtype = next(model.parameters()).dtype
     device = torch.device(device)
-    for start in range(0, len(prefixes), prefix_batch):
-        batch = prefixes[start : start + prefix_batch]
-        ids, mask = left_pad(batch, pad_id)
-        cache = DynamicCache()
-        model(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions(mask).to(device),
-            **{cache_arg: cache},
-            use_cache=True,
-            **({"logits_to_keep": 1} if trims_head else {}),
-        )
-        layers = _plain_layers(cache)
-        prefix_length = mask.sum(-1)
-        members = [(b, i) for b, prefix in enumerate(batch) for i in groups[prefix]]
-        members.sort(key=lambda m: -(len(prompts[m[1]]) - splits[m[1]]))
-        for sub_start in range(0, len(members), suffix_batch):
-            sub = members[sub_start : sub_start + suffix_batch]
-            owners = torch.tensor([b for b, _ in sub], dtype=torch.long)
-            rows = [i for _, i in sub]
-            s_ids, s_mask = left_pad([prompts[i][splits[i] :] for i in rows], pad_id)
-            keep = max(keeps[i] for i in rows)
-            copied = DynamicCache(
-                ddp_cache_data=[
-                    (k.index_select(0, owners.to(k.device)), v.index_select(0, owners.to(v.device)))
-                    for k, v in layers
-                ]
-            )
-            suffix_positions = prefix_length[owners, None] + positions(s_mask)
-            out = model(
-                input_ids=s_ids.to(device),
-                attention_mask=torch.cat([mask[owners], s_mask], dim=1).to(device),
-                position_ids=suffix_positions.to(device),
-                **{cache_arg: copied},
-                use_cache=True,
-                **({"logits_to_keep": keep} if trims_head else {}),
-            )
-            yield rows, out.logits[:, -keep:].float()
-            del copied, out
-        if on_prefix_batch is not None:
-            on_prefix_batch(len(members))
-
-
-def _takes(model: Any, name: str) -> bool:
-    return name in inspect.signature(model.forward).parameters
+    for batch in batches:
+        mask = torch.zeros(batch.allowed.shape, dtype=dtype)
+        mask.masked_fill_(~batch.allowed, torch.finfo(dtype).min)
+        hidden = decoder(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=mask[:, None].to(device),  # [B, 1, T, T], added to the scores
+            position_ids=batch.position_ids.to(device),
+            use_cache=False,
+        ).last_hidden_state
+        read = hidden[batch.read_rows.to(device)[:, None], batch.read_cols.to(device)]
+        yield batch.prompts, head(read).float()
+        if on_batch is not None:
+            on_batch(len(batch.prompts))

@@ -34,7 +34,7 @@ VOLATILE_TEACHER_KEYS = frozenset(
         "num_workers",
         "max_batch_tokens",
         "prefix_sharing",  # same scores up to rounding, like another batch size
-        "suffix_batch_size",
+        "row_tokens",
     }
 )
 

@@ -146,6 +146,13 @@ def main() -> None:
         "--llm-row-tokens", type=int, default=None, help="packed row length (default 2 x max)"
     )
     parser.add_argument("--llm-profile", action="store_true", help="operator table of a batch")
+    parser.add_argument(
+        "--llm-pairwise",
+        type=int,
+        default=0,
+        metavar="QUERIES",
+        help="also time the pairwise LLM teacher (all pairs of BM25's top 6) on this many queries",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -164,6 +171,8 @@ def main() -> None:
         cross_encoder_section(args)
     if args.llm:
         llm_section(args)
+    if args.llm_pairwise:
+        pairwise_section(args)
 
 
 def cross_encoder_section(args: argparse.Namespace) -> None:
@@ -384,6 +393,40 @@ def llm_section(args: argparse.Namespace) -> None:
         f"LLM teacher ratio after/before: {t_before / t_after:.2f}x (target >= 5x); scores: "
         f"max |diff| {np.abs(s_after - s_before).max():.2e} (scores span "
         f"{s_before.min():.2f}..{s_before.max():.2f})"
+    )
+
+
+def pairwise_section(args: argparse.Namespace) -> None:
+    """The pairwise LLM teacher (PRP, all pairs of BM25's top 6, both orders) with and without
+    running the prefix that prompts showing the same passage first share once."""
+    from retrieval_kd.candidates import bm25_candidates
+    from retrieval_kd.data import load_dataset
+    from retrieval_kd.llm.readout import Readout
+    from teachers.llm_pairwise import LLMPairwiseTeacher
+
+    dataset = load_dataset("scifact", "train")
+    qids = sorted(dataset.queries)[: args.llm_pairwise]
+    run, _ = bm25_candidates(dataset.corpus, {q: dataset.queries[q] for q in qids}, k=6)
+    teacher = LLMPairwiseTeacher(
+        args.llm_model, batch_size=args.llm_batch_size, dtype=args.llm_dtype, top_m=6
+    )
+    shared = teacher.readout
+    whole = Readout(teacher.lm, args.llm_batch_size, share_prefixes=False)
+    queries = [dataset.queries[q] for q in qids]
+    groups = [list(dataset.corpus.texts(list(run[q]))) for q in qids]
+    results = {}
+    for name, readout in (("whole prompts", whole), ("shared prefixes", shared)):
+        teacher.readout = readout
+        start = time.perf_counter()
+        scores = np.concatenate(teacher.score(queries, groups))
+        results[name] = (time.perf_counter() - start, scores)
+    n_prompts = sum(len(g) * (len(g) - 1) for g in groups)
+    for name, (seconds, _) in results.items():
+        print(f"pairwise {name:16s} {n_prompts / seconds:6.2f} prompts/s ({n_prompts} prompts)")
+    (t_whole, s_whole), (t_shared, s_shared) = results.values()
+    print(
+        f"pairwise ratio shared/whole: {t_whole / t_shared:.2f}x; scores: max |diff| "
+        f"{np.abs(s_shared - s_whole).max():.2e}"
     )
 
 

@@ -260,6 +260,7 @@ class LLMPairwiseTeacher:
             "score_transform": "none (pairwise probabilities)",
             "device": str(self.lm.device),
             "batch_size": self.readout.batch_size,
+            "prefix_sharing": self.readout.share_prefixes,
         }
 
 

@@ -9,6 +9,7 @@ RankNet loss on the pairwise targets goes down.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,42 @@ def test_preference_matches_a_plain_forward_pass(tiny_lm: LoadedLM):
         d_ji = _manual_margin(teacher, PASSAGES[j], PASSAGES[i])
         expected = 0.5 * (1 / (1 + np.exp(-d_ij)) + 1 / (1 + np.exp(d_ji)))
         assert p == pytest.approx(expected, abs=1e-5)
+
+
+def test_prompts_sharing_their_first_passage_run_it_once(tiny_lm: LoadedLM):
+    from retrieval_kd.llm.readout import Readout
+
+    teacher = LLMPairwiseTeacher(tiny_lm)
+    pairs = select_pairs(4, "all")  # passage i first: i's 3 - i partners share its prefix
+    prompts = [teacher.prompt_ids(QUERY, PASSAGES[i], PASSAGES[j]) for i, j in pairs]
+    prompts += [teacher.prompt_ids(QUERY, PASSAGES[j], PASSAGES[i]) for i, j in pairs]
+    whole = Readout(tiny_lm, batch_size=3, share_prefixes=False)
+    shared = Readout(tiny_lm, batch_size=3, min_shared=4)
+    assert shared.share_prefixes
+    seen: list[int] = []
+    decoder = tiny_lm.model.get_decoder()
+    forward = decoder.forward
+
+    @functools.wraps(forward)  # keeps the signature that prefix sharing inspects
+    def counting(*args, **kwargs):  # real tokens: a packed row's pads attend to themselves only
+        mask, ids = kwargs["attention_mask"], kwargs["input_ids"]
+        if mask.ndim == 2:
+            seen.append(int(mask.sum()))
+        else:
+            pads = (mask[:, 0] == 0).sum(-1) == 1
+            pads[:, 0] = False
+            seen.append(ids.numel() - int(pads.sum()))
+        return forward(*args, **kwargs)
+
+    decoder.forward = counting
+    try:
+        got = shared(prompts, teacher.label_ids)
+    finally:
+        del decoder.forward
+    expected = whole(prompts, teacher.label_ids)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert np.ptp(expected[:, 0] - expected[:, 1]) > 1e-2  # the margins differ between prompts
+    assert 0 < sum(seen) < sum(map(len, prompts))  # the shared first passages ran once
 
 
 def test_a_pure_position_bias_cancels(tiny_lm: LoadedLM):

@@ -446,6 +446,27 @@ def test_packing_runs_each_prefix_once_per_row_within_the_budgets():
         pack_shared_prefixes(prompts, splits, keeps, pad_id=0, row_tokens=0)
 
 
+def test_common_prefix_splits_group_prompts_by_their_longest_shared_start():
+    from retrieval_kd.llm.prefix_sharing import common_prefix_splits
+
+    x, y = [1, 2, 3, 4], [5, 6]
+    prompts = [x + y + [7], x + [9, 9, 9], x + y + [8], x + y]  # the last is a start of two
+    assert common_prefix_splits(prompts, [1, 1, 1, 1], min_shared=1, min_fraction=0) == [
+        6,  # x + y, with prompt 2
+        4,  # x only
+        6,
+        5,  # x + y is the whole prompt: cut to leave its last (read) position
+    ]
+    assert common_prefix_splits(prompts, [1, 2, 1, 1], min_shared=5, min_fraction=0) == [
+        6,
+        0,
+        6,
+        5,  # 4 shared tokens are under min_shared
+    ]
+    assert common_prefix_splits(prompts, [1] * 4, min_shared=1, min_fraction=0.9) == [0] * 4
+    assert common_prefix_splits([[1, 2, 3]], [1]) == [0]  # nothing to share with
+
+
 def test_llm_teacher_runs_bf16_by_default_only_where_native(monkeypatch: pytest.MonkeyPatch):
     from retrieval_kd.llm import loading
     from retrieval_kd.training import precision

@@ -102,6 +102,40 @@ def _head_reproduces_logits(model: Any, decoder: Any, head: Any) -> bool:
     return full.shape == ours.shape and torch.allclose(full, ours, rtol=1e-3, atol=1e-3)
 
 
+def common_prefix_splits(
+    prompts: Sequence[Sequence[int]],
+    keeps: Sequence[int],
+    min_shared: int = 32,
+    min_fraction: float = 0.25,
+) -> list[int]:
+    """Where each prompt's shareable prefix ends when the caller knows no field boundaries: its
+    longest common prefix with another prompt of the call (its neighbours in sorted order),
+    at most ``len - keep``; 0 (run whole) when that is under ``min_shared`` tokens or under
+    ``min_fraction`` of the prompt (a shared chat header alone is not worth a packed row).
+
+    With the pairwise template, the prompts showing passage ``i`` first share the chat header,
+    the query and passage ``i``: those tokens then run once for all of ``i``'s partners.
+
+    Shapes:
+        prompts: N id lists; keeps: N ints -> N ints.
+    """
+    order = sorted(range(len(prompts)), key=lambda i: list(prompts[i]))
+    splits = [0] * len(prompts)
+    for a, b in zip(order, order[1:], strict=False):
+        x, y = prompts[a], prompts[b]
+        n = 0
+        limit = min(len(x), len(y))
+        while n < limit and x[n] == y[n]:
+            n += 1
+        splits[a], splits[b] = max(splits[a], n), max(splits[b], n)
+    out = []
+    for i, split in enumerate(splits):
+        split = min(split, len(prompts[i]) - keeps[i])
+        worth = split >= min_shared and split >= min_fraction * len(prompts[i])
+        out.append(split if worth else 0)
+    return out
+
+
 def pack_shared_prefixes(
     prompts: Sequence[Sequence[int]],
     splits: Sequence[int],

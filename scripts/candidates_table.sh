@@ -6,6 +6,8 @@
 #   bash scripts/candidates_table.sh 42                 # every cell, seed 42
 #   bash scripts/candidates_table.sh 43 rrf-fn1 bm25-fn0 # chosen cells, another seed
 #   RECIPE=e3 bash scripts/candidates_table.sh 42 bm25-fn1  # a lever: 3 epochs at lr 5e-5
+#   TEACHER=bi-encoder:runs/cand16/teacher-l6-s42/model TAG=l6t \
+#     bash scripts/candidates_table.sh 42 bm25-fn1          # another teacher (folder ...-l6t-s42)
 #   python scripts/seed_table.py --data scifact --split test runs/cand16/<cell>-s42 ...
 #
 # Sized for 2 CPU cores: the demo's recipe with groups of 4 and 128-token training passages
@@ -36,6 +38,10 @@ case ${RECIPE:-} in
   e3) recipe=(--set "training.epochs=3" --set "training.learning_rate=5.0e-5"); tag=-e3 ;;
   *) echo "unknown RECIPE $RECIPE" >&2; exit 2 ;;
 esac
+if [ -n "${TEACHER:-}" ]; then
+  recipe+=(--set "teacher.model=$TEACHER")
+  tag="$tag-${TAG:?TAG names the folder of a run with TEACHER}"
+fi
 previous=""
 for cell in "${cells[@]}"; do
   source_name=${cell%-fn*}

@@ -268,6 +268,17 @@ def test_unfinished_store_fails_before_any_model_is_built(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_distill_stage_folder_given_as_the_store_names_its_store(
+    toy: dict[str, Path], tmp_path: Path
+) -> None:
+    stage = tmp_path / "run-scores-train"  # an rkd distill stage: its manifest, and store/ in it
+    _store(stage / "store", [ScoredQuery("q0", ["x"], [1.0])])
+    (stage / "manifest.json").write_text("{}")
+    config = toy_config(toy, tmp_path / "out", data={"score_store": str(stage)})
+    with pytest.raises(InputError, match="the stage's score store is .*run-scores-train/store"):
+        train(config)
+
+
 # -- training -----------------------------------------------------------------------------------
 def top_groups(toy: dict[str, Path]) -> GroupDataset:
     """Every toy training query's deterministic 'top' group of 4."""

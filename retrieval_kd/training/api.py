@@ -83,6 +83,9 @@ def _store_identity(folder: Path) -> dict[str, Any]:
     from retrieval_kd.store import ScoreStore
 
     store = ScoreStore(folder)
+    inner = Path(folder) / "store"
+    if not store.shard_paths and inner.is_dir():  # an rkd distill stage folder, not its store
+        raise InputError(f"no score shards here; the stage's score store is {inner}", folder)
     manifest = store.manifest
     if manifest is None:
         raise InputError("the score store is unfinished (no manifest.json): finish scoring", folder)

@@ -58,7 +58,8 @@ for cell in "${cells[@]}"; do
   fi
   out=runs/cand16/$cell$tag-s$seed
   reuse=()
-  if [ -n "$previous" ]; then reuse=(--reuse "$previous")
+  if [ -n "${REUSE:-}" ]; then reuse=(--reuse "$REUSE")  # e.g. another seed's teacher scores
+  elif [ -n "$previous" ]; then reuse=(--reuse "$previous")
   elif [ -d "runs/cand16/$cell-s42" ]; then reuse=(--reuse "runs/cand16/$cell-s42"); fi
   start=$(date +%s)
   .venv/bin/rkd distill --config configs/demo-scifact.yaml "${common[@]}" "${fn[@]}" \

@@ -112,6 +112,12 @@ def test_shipped_scifact_config_is_valid() -> None:
     assert config.evaluation.every_steps and config.evaluation.holdout_queries > 0
 
 
+def test_shipped_bi_encoder_teacher_config_is_valid() -> None:
+    config = load_config(REPO / "configs" / "teacher-bi-encoder-scifact.yaml")
+    assert config.student.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert set(config.loss) == {"info_nce"} and config.data.score_store.endswith("/store")
+
+
 # -- groups -------------------------------------------------------------------------------------
 def candidates(n: int = 20, positives: tuple[int, ...] = (3,)) -> Candidates:
     scores = np.linspace(10, 0, n).astype(np.float32)

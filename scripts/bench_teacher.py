@@ -324,6 +324,7 @@ def llm_pairs(passages: int, depth: int, seed: int = 0) -> tuple[list[str], list
 def llm_section(args: argparse.Namespace) -> None:
     import functools
 
+    from retrieval_kd.llm.prefix_sharing import real_tokens
     from teachers.llm_pointwise import LLMPointwiseTeacher
 
     queries, groups = llm_pairs(args.llm_passages, args.llm_depth)
@@ -365,15 +366,7 @@ def llm_section(args: argparse.Namespace) -> None:
         forward = decoder.forward
 
         def counting(*a, _forward=forward, _ran=ran, **kw):
-            mask, ids = kw.get("attention_mask"), kw["input_ids"]
-            if mask is None:
-                _ran.append(ids.numel())
-            elif mask.ndim == 2:  # whole prompts: a padding mask
-                _ran.append(int(mask[:, -ids.shape[1] :].sum()))
-            else:  # packed rows: a pad attends to itself only (so does a row's first token)
-                pads = (mask[:, 0] == 0).sum(-1) == 1
-                pads[:, 0] = False
-                _ran.append(ids.numel() - int(pads.sum()))
+            _ran.append(real_tokens(kw["input_ids"], kw.get("attention_mask")))
             return _forward(*a, **kw)
 
         decoder.forward = functools.wraps(forward)(counting)

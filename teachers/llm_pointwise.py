@@ -29,7 +29,6 @@ prompt simply has nothing between its passage markers); an empty query cannot be
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,7 @@ from tqdm.auto import tqdm
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import check_groups, split_groups
 from retrieval_kd.llm.loading import choose_batch_size, choose_device, load_causal_lm
-from retrieval_kd.llm.prefix_sharing import shared_prefix_logits, supports_prefix_sharing
+from retrieval_kd.llm.prefix_sharing import supports_prefix_sharing
 from retrieval_kd.llm.prompts import (
     DEFAULT_QUERY_LIKELIHOOD_TEMPLATE,
     DEFAULT_YES_NO_TEMPLATE,
@@ -50,7 +49,7 @@ from retrieval_kd.llm.prompts import (
     build_frame,
     encode_prompt,
 )
-from retrieval_kd.llm.readout import left_pad, positions
+from retrieval_kd.llm.readout import trailing_logits
 from retrieval_kd.progress import is_quiet
 
 MODES = ("yes_no", "query_likelihood")
@@ -151,9 +150,6 @@ class LLMPointwiseTeacher:
         if pad is None:
             pad = self.tokenizer.eos_token_id
         self.pad_id = int(pad) if pad is not None else 0
-        params = inspect.signature(self.model.forward).parameters
-        self._position_ids = "position_ids" in params
-        self._logits_to_keep = "logits_to_keep" in params
         if row_tokens is not None and row_tokens < 1:
             raise InputError("row_tokens must be positive")
         self.share_prefixes = share_prefixes
@@ -192,29 +188,20 @@ class LLMPointwiseTeacher:
         encoded = [self._encode_checked(queries[i], p) for i, g in enumerate(passages) for p in g]
         flat = np.empty(len(encoded), dtype=np.float64)
         splits = [self._split(e) for e in encoded] if self.share_prefixes else [0] * len(encoded)
-        shared = [i for i, split in enumerate(splits) if split >= 1]
-        alone = [i for i, split in enumerate(splits) if split < 1]
         bar = tqdm(total=len(encoded), desc=f"LLM {self.mode}", unit="pair", disable=is_quiet())
-        order = sorted(alone, key=lambda i: -len(encoded[i].input_ids))
-        for start in range(0, len(order), self.batch_size):
-            picked = order[start : start + self.batch_size]
-            trailing = self._forward_whole([encoded[i] for i in picked])
-            flat[picked] = self._read(picked, encoded, trailing)
-            bar.update(len(picked))
-        if shared:
-            for rows, trailing in shared_prefix_logits(
-                self.model,
-                [encoded[i].input_ids for i in shared],
-                [splits[i] for i in shared],
-                [self._keep(encoded[i]) for i in shared],
-                pad_id=self.pad_id,
-                device=self.device,
-                row_tokens=self.row_tokens,
-                batch_tokens=self.batch_size * self.max_length,
-                on_batch=bar.update,
-            ):
-                picked = [shared[r] for r in rows]
-                flat[picked] = self._read(picked, encoded, trailing)
+        for rows, trailing in trailing_logits(
+            self.model,
+            [e.input_ids for e in encoded],
+            splits,
+            [self._keep(e) for e in encoded],
+            pad_id=self.pad_id,
+            device=self.device,
+            batch_size=self.batch_size,
+            row_tokens=self.row_tokens,
+            batch_tokens=self.batch_size * self.max_length,
+            on_batch=bar.update,
+        ):
+            flat[rows] = self._read(rows, encoded, trailing)
         bar.close()
         bad = np.flatnonzero(~np.isfinite(flat))
         if bad.size:
@@ -250,27 +237,6 @@ class LLMPointwiseTeacher:
             return 0
         second = max(enc.query_positions[0], enc.passage_positions[0])
         return min(second, len(enc.input_ids) - self._keep(enc))
-
-    @torch.inference_mode()
-    def _forward_whole(self, batch: list[EncodedPrompt]) -> torch.Tensor:
-        """Trailing logits of a few whole prompts in one left-padded forward pass.
-
-        Shapes:
-            batch: B prompts of length T_b -> float32 [B, keep, V] (keep = the largest
-            :meth:`_keep`), position -1 of each row at its prompt's last token.
-        """
-        ids, mask = left_pad([e.input_ids for e in batch], self.pad_id)
-        keep = max(self._keep(e) for e in batch)
-        inputs: dict[str, Any] = {
-            "input_ids": ids.to(self.device),
-            "attention_mask": mask.to(self.device),
-            "use_cache": False,
-        }
-        if self._position_ids:  # left padding: position 0 is each row's first real token
-            inputs["position_ids"] = positions(mask).to(self.device)
-        if self._logits_to_keep:
-            inputs["logits_to_keep"] = keep
-        return self.model(**inputs).logits[:, -keep:].float()
 
     def _read(
         self, picked: list[int], encoded: list[EncodedPrompt], trailing: torch.Tensor

@@ -146,6 +146,7 @@ def test_preference_matches_a_plain_forward_pass(tiny_lm: LoadedLM):
 
 
 def test_prompts_sharing_their_first_passage_run_it_once(tiny_lm: LoadedLM):
+    from retrieval_kd.llm.prefix_sharing import real_tokens
     from retrieval_kd.llm.readout import Readout
 
     teacher = LLMPairwiseTeacher(tiny_lm)
@@ -160,14 +161,8 @@ def test_prompts_sharing_their_first_passage_run_it_once(tiny_lm: LoadedLM):
     forward = decoder.forward
 
     @functools.wraps(forward)  # keeps the signature that prefix sharing inspects
-    def counting(*args, **kwargs):  # real tokens: a packed row's pads attend to themselves only
-        mask, ids = kwargs["attention_mask"], kwargs["input_ids"]
-        if mask.ndim == 2:
-            seen.append(int(mask.sum()))
-        else:
-            pads = (mask[:, 0] == 0).sum(-1) == 1
-            pads[:, 0] = False
-            seen.append(ids.numel() - int(pads.sum()))
+    def counting(*args, **kwargs):
+        seen.append(real_tokens(kwargs["input_ids"], kwargs["attention_mask"]))
         return forward(*args, **kwargs)
 
     decoder.forward = counting

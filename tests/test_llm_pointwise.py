@@ -17,6 +17,7 @@ import torch
 
 from retrieval_kd.errors import InputError, RKDError
 from retrieval_kd.interfaces import Scorer
+from retrieval_kd.llm.prefix_sharing import real_tokens
 from retrieval_kd.llm.prompts import DEFAULT_QUERY_LIKELIHOOD_TEMPLATE, DEFAULT_YES_NO_TEMPLATE
 from teachers.llm_pointwise import LLMPointwiseTeacher
 
@@ -342,25 +343,15 @@ SHARED_PAIRS = [(q, p) for q, g in zip(SHARED_QUERIES, SHARED_PASSAGES, strict=T
 
 
 def _tokens_through(teacher: LLMPointwiseTeacher) -> list[int]:
-    """Counts the real (unpadded) tokens of every pass of the teacher's decoder: whole prompts
-    (a 2D padding mask) or packed rows (a 4D mask, where a pad attends to itself only and every
-    real token after a row's first also attends to that first token)."""
+    """Counts the real (unpadded) tokens of every pass of the teacher's decoder (whole prompts
+    or packed rows)."""
     seen: list[int] = []
     decoder = teacher.model.get_decoder()
     forward = decoder.forward
 
     @functools.wraps(forward)  # keeps the signature the teacher inspects
     def counting(*args, **kwargs):
-        mask, ids = kwargs.get("attention_mask"), kwargs["input_ids"]
-        if mask is None:
-            seen.append(ids.numel())
-        elif mask.ndim == 2:
-            seen.append(int(mask[:, -ids.shape[1] :].sum()))
-        else:
-            attends = mask[:, 0] == 0  # [B, T, T]
-            pads = attends.sum(-1) == 1
-            pads[:, 0] = False  # a row's first token sees itself only, and is real
-            seen.append(ids.numel() - int(pads.sum()))
+        seen.append(real_tokens(kwargs["input_ids"], kwargs.get("attention_mask")))
         return forward(*args, **kwargs)
 
     decoder.forward = counting

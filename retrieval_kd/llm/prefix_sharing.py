@@ -67,6 +67,20 @@ class PackedBatch:
     tokens: int  # real (unpadded) tokens in the batch
 
 
+def real_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> int:
+    """Unpadded tokens of one decoder pass (what a benchmark or test counts): the ones of a 2D
+    padding mask, or, for packed rows' 4D additive mask ``[B, 1, T, T]`` (0 = attend), every
+    position but the pads, which attend only to themselves (so does a row's first token, which
+    is real)."""
+    if attention_mask is None:
+        return input_ids.numel()
+    if attention_mask.ndim == 2:
+        return int(attention_mask[:, -input_ids.shape[1] :].sum())
+    pads = (attention_mask[:, 0] == 0).sum(-1) == 1
+    pads[:, 0] = False
+    return input_ids.numel() - int(pads.sum())
+
+
 def supports_prefix_sharing(model: Any) -> bool:
     """Whether ``model`` can run packed rows: a decoder that takes ``position_ids`` and a custom
     4D mask (SDPA or eager attention), and logits that are its output embeddings applied to the

@@ -9,7 +9,7 @@ same tokens (the pairwise prompts that show the same passage first) run those to
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,66 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+@torch.inference_mode()
+def trailing_logits(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    splits: Sequence[int],
+    keeps: Sequence[int],
+    *,
+    pad_id: int,
+    device: torch.device | str,
+    batch_size: int,
+    row_tokens: int,
+    batch_tokens: int,
+    on_batch: Any = None,
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """The last ``keeps[i]`` positions' logits of every prompt: prompts with ``splits[i] >= 1``
+    share their first ``splits[i]`` tokens in packed rows
+    (:func:`~retrieval_kd.llm.prefix_sharing.shared_prefix_logits`), the rest run whole in
+    left-padded batches of ``batch_size``, longest first (each batch pads only to its own
+    longest prompt; positions count from each row's first real token).
+
+    Yields:
+        (rows, logits): prompt indices and float32 logits ``[len(rows), keep, V]`` whose last
+        position is each prompt's last token (``keep`` = the largest ``keeps`` of the pass).
+    """
+    shared = [i for i, split in enumerate(splits) if split >= 1]
+    alone = [i for i, split in enumerate(splits) if split < 1]
+    alone.sort(key=lambda i: -len(prompts[i]))
+    params = inspect.signature(model.forward).parameters
+    device = torch.device(device)
+    for start in range(0, len(alone), batch_size):
+        picked = alone[start : start + batch_size]
+        ids, mask = left_pad([prompts[i] for i in picked], pad_id)
+        keep = max(keeps[i] for i in picked)
+        inputs: dict[str, Any] = {
+            "input_ids": ids.to(device),
+            "attention_mask": mask.to(device),
+            "use_cache": False,
+        }
+        if "position_ids" in params:
+            inputs["position_ids"] = positions(mask).to(device)
+        if "logits_to_keep" in params:  # the LM head only at the positions read
+            inputs["logits_to_keep"] = keep
+        yield picked, model(**inputs).logits[:, -keep:].float()
+        if on_batch is not None:
+            on_batch(len(picked))
+    if shared:
+        for rows, logits in shared_prefix_logits(
+            model,
+            [prompts[i] for i in shared],
+            [splits[i] for i in shared],
+            [keeps[i] for i in shared],
+            pad_id=pad_id,
+            device=device,
+            row_tokens=row_tokens,
+            batch_tokens=batch_tokens,
+            on_batch=on_batch,
+        ):
+            yield [shared[r] for r in rows], logits
+
+
 class Readout:
     """Batched next-token logits of a causal LM at the end of each prompt.
 
@@ -66,9 +126,6 @@ class Readout:
         self.share_prefixes = share_prefixes and supports_prefix_sharing(lm.model)
         pad = lm.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else (lm.tokenizer.eos_token_id or 0))
-        params = inspect.signature(lm.model.forward).parameters
-        self._position_ids = "position_ids" in params
-        self._logits_to_keep = "logits_to_keep" in params
 
     @torch.inference_mode()
     def __call__(self, prompts: Sequence[list[int]], groups: Sequence[Sequence[int]]) -> np.ndarray:
@@ -78,40 +135,24 @@ class Readout:
             prompts: N id lists; groups: G id lists -> float64 [N, G].
         """
         out = np.empty((len(prompts), len(groups)), dtype=np.float64)
+        if not prompts:
+            return out
         splits = [0] * len(prompts)
         if self.share_prefixes and len(prompts) > 1:
             splits = common_prefix_splits(prompts, [1] * len(prompts), self.min_shared)
-        shared = [i for i, split in enumerate(splits) if split >= 1]
-        alone = [i for i, split in enumerate(splits) if split < 1]
-        order = sorted(alone, key=lambda i: -len(prompts[i]))
-        device = torch.device(self.lm.device)
-        if shared:
-            longest = max(len(prompts[i]) for i in shared)
-            for rows, logits in shared_prefix_logits(
-                self.lm.model,
-                [prompts[i] for i in shared],
-                [splits[i] for i in shared],
-                [1] * len(shared),
-                pad_id=self.pad_id,
-                device=device,
-                row_tokens=max(1024, 2 * longest),
-                batch_tokens=self.batch_size * longest,
-            ):
-                picked = [shared[r] for r in rows]
-                self._fill(out, picked, logits[:, -1], groups)
-        for start in range(0, len(order), self.batch_size):
-            picked = order[start : start + self.batch_size]
-            ids, mask = left_pad([prompts[i] for i in picked], self.pad_id)
-            inputs: dict[str, Any] = {
-                "input_ids": ids.to(device),
-                "attention_mask": mask.to(device),
-            }
-            inputs["use_cache"] = False
-            if self._position_ids:
-                inputs["position_ids"] = positions(mask).to(device)
-            if self._logits_to_keep:
-                inputs["logits_to_keep"] = 1
-            self._fill(out, picked, self.lm.model(**inputs).logits[:, -1].float(), groups)
+        longest = max(len(p) for p in prompts)
+        for rows, logits in trailing_logits(
+            self.lm.model,
+            prompts,
+            splits,
+            [1] * len(prompts),
+            pad_id=self.pad_id,
+            device=self.lm.device,
+            batch_size=self.batch_size,
+            row_tokens=max(1024, 2 * longest),
+            batch_tokens=self.batch_size * longest,
+        ):
+            self._fill(out, rows, logits[:, -1], groups)
         return out
 
     @staticmethod

@@ -36,7 +36,7 @@ class StudentEncoder:
     Args:
         student: a student checkpoint folder, hub id or short name.
         batch_size: texts per forward pass.
-        device: torch device (None: CUDA if available); fp16 on GPU.
+        device: torch device (None: CUDA if available).
         passage_max_length: token limit of passages (None: the folder's own). A student
             trained on short passages may index long ones (positions up to the model's limit).
         backend: ``"torch"`` (default), or sentence-transformers' ``"onnx"`` / ``"openvino"``
@@ -44,6 +44,11 @@ class StudentEncoder:
             ``optimum-intel[openvino]``, which today pin transformers < 4.58: install them in an
             environment of their own). Recorded in :attr:`settings`, so an index never mixes
             vectors of two backends.
+        precision: the arithmetic of the torch backend (:func:`retrieval_kd.models.arithmetic.
+            inference_dtype`): ``"auto"`` (default) runs bf16 where the device computes it
+            natively (a CPU with AVX512-BF16 / AMX, a bf16 GPU), fp16 on other GPUs, fp32
+            elsewhere; or ``"fp32"`` / ``"bf16"`` / ``"fp16"``. The weights are cast once and
+            vectors come back as float32. Recorded in :attr:`settings` as ``dtype``.
 
     Raises:
         RKDError: an unknown backend, or its packages are missing.
@@ -56,10 +61,12 @@ class StudentEncoder:
         device: str | None = None,
         passage_max_length: int | None = None,
         backend: str = "torch",
+        precision: str = "auto",
     ):
         from sentence_transformers import SentenceTransformer
 
         from retrieval_kd.models import model_fingerprint, resolve_model
+        from retrieval_kd.models.arithmetic import dtype_name, inference_dtype
 
         if backend not in BACKENDS:
             raise RKDError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -81,9 +88,12 @@ class StudentEncoder:
                 first.query_length = self.model.max_seq_length
             first.document_length = passage_max_length
             self.model.max_seq_length = max(self.model.max_seq_length or 0, passage_max_length)
-        self.half = self.model.device.type == "cuda" and backend == "torch"
-        if self.half:
-            self.model.half()
+        self.dtype = "float32"  # ONNX / OpenVINO: the backend's own arithmetic
+        if backend == "torch":
+            dtype = inference_dtype(precision, self.model.device)
+            self.dtype = dtype_name(dtype)
+            if self.dtype != "float32":
+                self.model.to(dtype)
         self.batch_size = batch_size
         self.dim = self.model.get_embedding_dimension()
 
@@ -97,7 +107,7 @@ class StudentEncoder:
             "document_length": getattr(first, "document_length", None),
             "prompts": dict(self.model.prompts or {}),
             "modules": [type(module).__name__ for module in self.model],
-            "half": self.half,
+            "dtype": self.dtype,
             **({"backend": self.backend} if self.backend != "torch" else {}),
         }
 
@@ -153,6 +163,15 @@ class TokenEncoder:
         return [m.float().cpu().numpy() for m in self.student.encode_queries(texts).unpad()]
 
 
+def index_encoder(manifest: dict[str, Any], batch_size: int = 64) -> StudentEncoder:
+    """The student of a dense index's ``manifest``, in the arithmetic its passages were
+    encoded in (an index built before the dtype was recorded: the default)."""
+    built = manifest.get("encoder") or {}
+    return StudentEncoder(
+        manifest["student"], batch_size=batch_size, precision=built.get("dtype", "auto")
+    )
+
+
 def is_late_interaction_student(student: str | Path) -> bool:
     """Whether ``student`` resolves to a multi-vector (ColBERT) checkpoint."""
     from retrieval_kd.models import resolve_model
@@ -169,6 +188,7 @@ def index_corpus(
     *,
     chunk_size: int = 10_000,
     batch_size: int = 64,
+    precision: str = "auto",
     **options: Any,
 ):
     """Encode ``corpus`` with ``student`` and build a FAISS index in ``out_dir`` (resumable).
@@ -183,6 +203,8 @@ def index_corpus(
         index_type: flat, ivf, ivfpq, opq-ivfpq, hnsw, sq8 or a FAISS factory string.
         chunk_size: documents per encoded chunk (memory is bounded by a chunk).
         batch_size: encoding batch size.
+        precision: the encoder's arithmetic when ``student`` is a folder (``StudentEncoder``'s
+            ``precision``); recorded in the index manifest, and search encodes queries with it.
         **options: FAISS sizing (nlist, pq_m, hnsw_m, train_size, use_gpu, ...).
 
     Returns:
@@ -193,7 +215,7 @@ def index_corpus(
     encoder = (
         student
         if isinstance(student, StudentEncoder)
-        else StudentEncoder(student, batch_size=batch_size)
+        else StudentEncoder(student, batch_size=batch_size, precision=precision)
     )
     return build_index(
         out_dir,
@@ -203,7 +225,9 @@ def index_corpus(
         chunk_size=chunk_size,
         index_type=index_type,
         student_hash=encoder.hash,
-        extra=_index_provenance(encoder.path, corpus),
+        # the vectors' settings (lengths, prompts, dtype) key the encoded chunks and the index,
+        # so a resumed build never mixes vectors of two arithmetics
+        extra={**_index_provenance(encoder.path, corpus), "encoder": encoder.settings},
         **options,
     )
 
@@ -290,8 +314,10 @@ def search_index(
     if encoder is None:
         if "student" not in manifest:
             raise RKDError(f"index {index_dir} does not name its student: pass an encoder")
-        make = TokenEncoder if late else StudentEncoder
-        encoder = make(manifest["student"], batch_size=batch_size)
+        if late:
+            encoder = TokenEncoder(manifest["student"], batch_size=batch_size)
+        else:
+            encoder = index_encoder(manifest, batch_size=batch_size)
     query_ids = list(queries)
     if late:
         tokens = LateInteractionIndex.load(index_dir, expected_student_hash=encoder.hash)

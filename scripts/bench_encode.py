@@ -6,18 +6,25 @@ passages, the same batch size, in one run: docs/s of each configuration, the rat
 a faster path that changes results shows it). Every configuration runs in its own process, one
 after the other, so none inherits another's threads or caches:
 
-- ``rkd``: :class:`retrieval_kd.retrieval.StudentEncoder` (what ``rkd index`` encodes with);
-- ``st-torch``: ``SentenceTransformer(folder).encode_document`` in fp32;
+- ``rkd``: :class:`retrieval_kd.retrieval.StudentEncoder` (what ``rkd index`` encodes with, in
+  its default ``precision="auto"``: bf16 on a CPU with AVX512-BF16 / AMX, else fp32), and
+  ``rkd-fp32``: the same pinned to fp32;
+- ``st-torch``: ``SentenceTransformer(folder).encode_document`` in fp32, and ``st-torch-bf16``:
+  the same loaded with ``model_kwargs={"torch_dtype": torch.bfloat16}``;
 - ``st-onnx``: ``SentenceTransformer(folder, backend="onnx")`` (ONNX Runtime, model exported
   by optimum), and ``st-onnx-O3`` / ``st-onnx-int8``: the same after sentence-transformers'
   ``export_optimized_onnx_model(..., "O3")`` / ``export_dynamic_quantized_onnx_model(...,
   "avx2")``. These need ``optimum-onnx[onnxruntime]``, which pins transformers < 4.58; where the
   project's environment cannot hold it, ``--onnx-python`` names the Python of another
   environment that has sentence-transformers and optimum (the children there only read texts and
-  a model folder and write vectors).
+  a model folder and write vectors);
+- ``st-openvino``: ``SentenceTransformer(folder, backend="openvino")`` (needs
+  ``optimum-intel[openvino]``, same pin; ``--openvino-python`` names its environment's Python).
+  OpenVINO picks bf16 inference by itself on CPUs that compute it natively.
 
 Usage:
-    python scripts/bench_encode.py --passages 5000 --onnx-python /tmp/onnxenv/bin/python
+    python scripts/bench_encode.py --passages 5000 --onnx-python /tmp/onnxenv/bin/python \
+        --openvino-python /tmp/ovenv/bin/python
 """
 
 from __future__ import annotations
@@ -34,8 +41,18 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = ("rkd", "st-torch", "st-onnx", "st-onnx-O3", "st-onnx-int8")
+CONFIGS = (
+    "rkd",
+    "rkd-fp32",
+    "st-torch",
+    "st-torch-bf16",
+    "st-onnx",
+    "st-onnx-O3",
+    "st-onnx-int8",
+    "st-openvino",
+)
 ONNX_CONFIGS = {"st-onnx", "st-onnx-O3", "st-onnx-int8"}
+OPENVINO_CONFIGS = {"st-openvino"}
 
 
 def child(
@@ -47,11 +64,15 @@ def child(
     texts = json.loads((Path(work) / "texts.json").read_text(encoding="utf-8"))
     passages, queries = texts["passages"], texts["queries"]
     start = time.perf_counter()
-    if config == "rkd":
+    if config in ("rkd", "rkd-fp32"):
         from retrieval_kd.retrieval import StudentEncoder
 
         encoder = StudentEncoder(
-            folder, batch_size=batch_size, device="cpu", passage_max_length=max_length or None
+            folder,
+            batch_size=batch_size,
+            device="cpu",
+            passage_max_length=max_length or None,
+            precision="fp32" if config == "rkd-fp32" else "auto",
         )
 
         def encode_passages(x):
@@ -65,6 +86,15 @@ def child(
         from sentence_transformers import SentenceTransformer
 
         options: dict = {"device": "cpu"}
+        if config == "st-torch-bf16":
+            options["model_kwargs"] = {"torch_dtype": torch.bfloat16}
+        if config in OPENVINO_CONFIGS:
+            local = Path(work) / f"model-{config}"
+            if not local.exists():
+                shutil.copytree(folder, local)
+                _drop_torch_only_kwargs(local)
+            options["backend"] = "openvino"
+            folder = str(local)
         if config in ONNX_CONFIGS:
             local = Path(work) / f"model-{config}"  # exports write into the folder
             if not local.exists():
@@ -89,6 +119,12 @@ def child(
             return model.encode_query(x, batch_size=batch_size, convert_to_numpy=True)
 
         info = {"backend": getattr(model, "backend", "torch")}
+        if config in OPENVINO_CONFIGS:  # the precision OpenVINO chose for this CPU
+            try:
+                compiled = model[0].auto_model.request.get_compiled_model()
+                info["inference_precision"] = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+            except Exception as err:  # noqa: BLE001 - informative only
+                info["inference_precision"] = f"unknown ({type(err).__name__})"
     load_s = time.perf_counter() - start
     encode_passages(passages[:batch_size])  # warm-up
     start = time.perf_counter()
@@ -159,6 +195,11 @@ def main() -> None:
         help="Python with sentence-transformers + optimum-onnx for the st-onnx* configs",
     )
     parser.add_argument(
+        "--openvino-python",
+        default=sys.executable,
+        help="Python with sentence-transformers + optimum-intel[openvino] for st-openvino",
+    )
+    parser.add_argument(
         "--max-length", type=int, default=0, help="passage token limit (0: the model's own)"
     )
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
@@ -188,7 +229,11 @@ def main() -> None:
     )
     results = {}
     for config in args.configs:
-        python = args.onnx_python if config in ONNX_CONFIGS else sys.executable
+        python = sys.executable
+        if config in ONNX_CONFIGS:
+            python = args.onnx_python
+        elif config in OPENVINO_CONFIGS:
+            python = args.openvino_python
         command = [python, __file__, "--child", config, folder, str(work)]
         command += [str(args.batch_size), str(timed), str(args.max_length)]
         done = subprocess.run(
@@ -212,15 +257,24 @@ def main() -> None:
     for config, result in results.items():
         versus = reference["docs_per_s"] / result["docs_per_s"] if reference else float("nan")
         delta = result["ndcg@10"] - fp32["ndcg@10"] if fp32 else float("nan")
+        arithmetic = (result.get("settings") or {}).get("dtype") or result.get(
+            "inference_precision", ""
+        )
         print(
             f"{config:14s} {result['docs_per_s']:8.1f} docs/s   rkd index encoder / this "
             f"{versus:5.2f}x   nDCG@10 {result['ndcg@10']:.4f} ({delta:+.4f} vs st-torch fp32)"
+            f"  {arithmetic}"
         )
     if reference and fp32:
+        own = reference["ndcg@10"] - fp32["ndcg@10"]
+        print(
+            f"rkd index encoder: nDCG@10 {own:+.4f} vs fp32 "
+            f"({'within' if abs(own) <= 0.002 else 'OUTSIDE'} the 0.002 bound)"
+        )
         close = [
             r
             for c, r in results.items()
-            if c != "rkd" and abs(r["ndcg@10"] - fp32["ndcg@10"]) <= 0.002
+            if not c.startswith("rkd") and abs(r["ndcg@10"] - fp32["ndcg@10"]) <= 0.002
         ]
         if close:
             best = max(close, key=lambda r: r["docs_per_s"])

@@ -31,6 +31,10 @@ class BiEncoderTeacher:
         max_length: token limit for both sides (None: the model's own).
         device: torch device (None: CUDA if available).
         cache_size: passages whose vectors are kept between calls (0: no cache).
+        precision: ``"auto"`` (bf16 where the device computes it natively, fp16 on other GPUs,
+            fp32 elsewhere: :func:`retrieval_kd.models.arithmetic.inference_dtype`) or
+            ``"fp32"`` / ``"bf16"`` / ``"fp16"``; part of :meth:`describe`, so a store never
+            mixes two arithmetics.
     """
 
     def __init__(
@@ -41,8 +45,11 @@ class BiEncoderTeacher:
         max_length: int | None = None,
         device: str | None = None,
         cache_size: int = 200_000,
+        precision: str = "auto",
     ):
         from sentence_transformers import SentenceTransformer
+
+        from retrieval_kd.models.arithmetic import inference_dtype
 
         if similarity not in ("cosine", "dot"):
             raise RKDError(f"similarity must be 'cosine' or 'dot', got {similarity!r}")
@@ -50,8 +57,9 @@ class BiEncoderTeacher:
         self.encoder = SentenceTransformer(path, device=device)
         if max_length is not None:
             self.encoder.max_seq_length = max_length
-        if self.encoder.device.type == "cuda":
-            self.encoder.half()
+        dtype = inference_dtype(precision, self.encoder.device)
+        if dtype != torch.float32:
+            self.encoder.to(dtype)
         self.similarity = similarity
         self.batch_size = batch_size
         self.cache_size = cache_size
@@ -112,7 +120,7 @@ class BiEncoderTeacher:
             **self.identity,
             "similarity": self.similarity,
             "max_length": self.encoder.max_seq_length,
-            # fp16 on CUDA, fp32 elsewhere: part of the identity, so a store never mixes them
+            # the arithmetic is part of the identity, so a store never mixes two of them
             "dtype": str(next(self.encoder.parameters()).dtype).replace("torch.", ""),
             "score_transform": "none",
         }

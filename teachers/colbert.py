@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from retrieval_kd.errors import RKDError
 from retrieval_kd.models import resolve_with_identity as resolve
+from retrieval_kd.models.arithmetic import inference_dtype
 from students.colbert import ColBERTStudent
 from students.multi_vector import is_multi_vector_checkpoint
 
@@ -33,8 +33,10 @@ class ColBERTTeacher:
         query_length: query tokens (None: the checkpoint's own).
         document_length: passage token limit (None: the checkpoint's own).
         device: torch device (None: CUDA if available).
-        dtype: ``"auto"`` (float16 on GPU, float32 on CPU) or ``"float32"`` / ``"float16"`` /
-            ``"bfloat16"``; MaxSim is accumulated in float32 either way.
+        dtype: ``"auto"`` (bf16 where the device computes it natively, fp16 on other GPUs, fp32
+            elsewhere: :func:`retrieval_kd.models.arithmetic.inference_dtype`) or
+            ``"float32"`` / ``"float16"`` / ``"bfloat16"``; MaxSim is accumulated in float32
+            either way.
 
     Raises:
         RKDError: the folder is a backbone, not a trained late-interaction model (its projection
@@ -67,7 +69,7 @@ class ColBERTTeacher:
             document_length=document_length,
             batch_size=batch_size,
         )
-        self.dtype = _pick_dtype(dtype, encoder.device)
+        self.dtype = inference_dtype(dtype, encoder.device)
         encoder.to(self.dtype)
 
     def score(
@@ -96,9 +98,3 @@ class ColBERTTeacher:
             "dtype": str(self.dtype).replace("torch.", ""),
             "score_transform": "none (MaxSim)",
         }
-
-
-def _pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    return torch.float16 if device.type == "cuda" else torch.float32

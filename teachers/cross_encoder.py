@@ -17,6 +17,7 @@ import torch
 
 from retrieval_kd.interfaces import score_groups_by_pairs
 from retrieval_kd.models import resolve_with_identity as resolve
+from retrieval_kd.models.arithmetic import inference_dtype
 
 
 class CrossEncoderTeacher:
@@ -27,11 +28,12 @@ class CrossEncoderTeacher:
         max_length: token limit of a (query, passage) pair; the passage is truncated first.
         batch_size: pairs per forward pass.
         device: torch device (None: CUDA if available, else CPU).
-        dtype: ``"auto"`` (bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU),
-            or ``"float32"`` / ``"float16"`` / ``"bfloat16"``. On CPUs with native bf16
-            (AVX512-BF16, AMX) ``"bfloat16"`` is faster at a small cost in score precision;
-            ``scripts/bench_teacher.py`` prints both and their agreement with fp32. In a YAML /
-            dict spec: ``{kind: cross-encoder, model: ..., dtype: bfloat16}``.
+        dtype: ``"auto"`` (bf16 where the device computes it natively: a bf16 GPU, a CPU with
+            AVX512-BF16 / AMX; fp16 on other GPUs; fp32 elsewhere, the rule of
+            :func:`retrieval_kd.models.arithmetic.inference_dtype`), or ``"float32"`` /
+            ``"float16"`` / ``"bfloat16"``. ``scripts/bench_teacher.py`` prints the speed of
+            each and their agreement with fp32. In a YAML / dict spec:
+            ``{kind: cross-encoder, model: ..., dtype: float32}``.
         label: the logit to read as the score (index into the head's labels). None: the only
             logit of a one-logit head, ``logit[1] - logit[0]`` of a two-class head; a head with
             more labels needs it.
@@ -59,7 +61,7 @@ class CrossEncoderTeacher:
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = torch.device(device)
-        self.dtype = _pick_dtype(dtype, self.device)
+        self.dtype = inference_dtype(dtype, self.device)
         self.model.to(self.device, self.dtype)
         self.label = label
         self._rule = _score_rule(int(self.model.config.num_labels), label)
@@ -142,11 +144,3 @@ def _score_rule(num_labels: int, label: int | None) -> tuple[int, int | None]:
 def _describe_rule(rule: tuple[int, int | None]) -> str:
     read, minus = rule
     return f"logit[{read}]" + ("" if minus is None else f" - logit[{minus}]")
-
-
-def _pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    if device.type != "cuda":
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -10,6 +10,9 @@ String forms::
     llm-pairwise:<model>           LLM pairwise preferences, Bradley-Terry scores
     llm-listwise:<model>           LLM sliding-window listwise ranking, -rank scores
     run                            the candidate run's own scores (e.g. BM25)
+    scores:<path>                  another teacher's stored scores (a finished score store, a
+                                   stage folder holding one, or a TREC run), by id: score an
+                                   expensive teacher once, combine it in ensembles many times
     bm25                           exact BM25 of any candidate (needs the corpus)
     ensemble:<calibration>:<member>*<weight>+<member>*<weight>...
     <file>.yaml / <file>.json      a dict spec
@@ -85,7 +88,7 @@ MODEL_KINDS: dict[str, Callable[..., Scorer]] = {
     "llm-pairwise": _llm_pairwise,
     "llm-listwise": _llm_listwise,
 }
-KINDS = (*MODEL_KINDS, "run", "bm25", "ensemble")
+KINDS = (*MODEL_KINDS, "run", "bm25", "scores", "ensemble")
 
 
 def parse_teacher_spec(spec: str) -> dict[str, Any]:
@@ -120,6 +123,8 @@ def parse_teacher_spec(spec: str) -> dict[str, Any]:
                 ) from None
         return {"kind": "ensemble", "calibration": calibration, "members": parsed}
     kind, sep, model = spec.partition(":")
+    if sep and kind == "scores":
+        return {"kind": "scores", "path": model}
     if sep and kind in MODEL_KINDS:
         return {"kind": kind, "model": model}
     return {"kind": "cross-encoder", "model": spec}
@@ -154,6 +159,12 @@ def build_teacher(
         from teachers.bm25 import BM25Teacher
 
         return BM25Teacher(corpus)
+    if kind == "scores":
+        if not config.get("path"):
+            raise RKDError("teacher kind 'scores' needs a path: scores:<store, stage or .trec>")
+        from teachers.stored_scores import StoredScoresTeacher
+
+        return StoredScoresTeacher(config["path"])
     if kind == "ensemble":
         from teachers.ensemble import EnsembleTeacher
 

@@ -21,6 +21,7 @@ from retrieval_kd.candidates import (
 )
 from retrieval_kd.data import load_dataset, ranked_doc_ids
 from retrieval_kd.errors import InputError, RKDError
+from retrieval_kd.models.arithmetic import inference_dtype
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def test_dense_run_equals_brute_force_search(toy) -> None:
     data, student = toy
     run, cost = dense_candidates(str(student), data.corpus, data.queries, k=5)
     model = SentenceTransformer(str(student))
+    model.to(inference_dtype("auto", model.device))  # the miner's arithmetic (bf16 where native)
     ids = data.corpus.ids
     docs = model.encode_document(data.corpus.texts(ids), convert_to_numpy=True)
     for q, text in data.queries.items():

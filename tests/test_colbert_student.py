@@ -235,7 +235,7 @@ def test_colbert_teacher_scores_with_the_student_maxsim(student: ColBERTStudent,
 
     folder = tmp_path / "colbert"
     student.save(folder)
-    teacher = ColBERTTeacher(str(folder), batch_size=2)
+    teacher = ColBERTTeacher(str(folder), batch_size=2, dtype="float32")
     assert isinstance(teacher, Scorer)
     ragged = [PASSAGES[0], [PASSAGES[1][0], PASSAGES[0][0]], []]
     out = teacher.score([*QUERIES, "pasta"], ragged)

@@ -267,7 +267,12 @@ def tiny_chat_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_llm_generator_batches_and_is_seeded(tiny_chat_lm: Path) -> None:
     def make(batch_size: int) -> LLMQueryGenerator:
         return LLMQueryGenerator(
-            str(tiny_chat_lm), batch_size=batch_size, max_new_tokens=6, seed=3, device="cpu"
+            str(tiny_chat_lm),
+            batch_size=batch_size,
+            max_new_tokens=6,
+            seed=3,
+            device="cpu",
+            dtype="float32",  # pinned: the default is bf16 on CPUs with native bf16
         )
 
     g = make(2)

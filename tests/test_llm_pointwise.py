@@ -98,6 +98,9 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _teacher(folder: Path, mode: str, **kwargs) -> LLMPointwiseTeacher:
+    # fp32 unless a test asks otherwise: the default is bf16 on CPUs with native bf16, and these
+    # tests compare with manual fp32 arithmetic
+    kwargs.setdefault("dtype", "float32")
     return LLMPointwiseTeacher(str(folder), mode=mode, device="cpu", **kwargs)
 
 

@@ -129,8 +129,8 @@ def test_cross_encoder_teacher_is_batch_size_invariant(tmp_path: Path) -> None:
     from teachers.cross_encoder import CrossEncoderTeacher
 
     folder = save_tiny_cross_encoder(tmp_path / "ce")
-    one = CrossEncoderTeacher(str(folder), batch_size=1).score(QUERIES, PASSAGES)
-    many = CrossEncoderTeacher(str(folder), batch_size=4).score(QUERIES, PASSAGES)
+    one = CrossEncoderTeacher(str(folder), batch_size=1, dtype="float32").score(QUERIES, PASSAGES)
+    many = CrossEncoderTeacher(str(folder), batch_size=4, dtype="float32").score(QUERIES, PASSAGES)
     for a, b in zip(one, many, strict=True):
         assert a == pytest.approx(b, abs=1e-5)  # padding does not leak into scores
 
@@ -173,7 +173,7 @@ def test_cross_encoder_heads_two_class_log_odds_and_named_labels(tmp_path: Path)
             return model(**batch).logits  # fmt: skip
 
     two = save_tiny_cross_encoder(tmp_path / "two", num_labels=2)
-    teacher = CrossEncoderTeacher(str(two))
+    teacher = CrossEncoderTeacher(str(two), dtype="float32")
     logits = raw_logits(two)
     scores = np.concatenate(teacher.score(QUERIES, PASSAGES))
     np.testing.assert_allclose(scores, (logits[:, 1] - logits[:, 0]).numpy(), atol=1e-5)
@@ -184,7 +184,9 @@ def test_cross_encoder_heads_two_class_log_odds_and_named_labels(tmp_path: Path)
         CrossEncoderTeacher(str(three))
     with pytest.raises(RKDError, match="label 3 is out of range"):
         CrossEncoderTeacher(str(three), label=3)
-    picked = build_teacher({"kind": "cross-encoder", "model": str(three), "label": 2})
+    picked = build_teacher(
+        {"kind": "cross-encoder", "model": str(three), "label": 2, "dtype": "float32"}
+    )
     scores = np.concatenate(picked.score(QUERIES, PASSAGES))
     np.testing.assert_allclose(scores, raw_logits(three)[:, 2].numpy(), atol=1e-5)
 
@@ -193,7 +195,8 @@ def test_cross_encoder_teacher_in_bf16_on_cpu_stays_close(tmp_path: Path) -> Non
     from teachers.cross_encoder import CrossEncoderTeacher
 
     folder = save_tiny_cross_encoder(tmp_path / "ce")
-    fp32 = np.concatenate(CrossEncoderTeacher(str(folder)).score(QUERIES, PASSAGES))
+    fp32 = CrossEncoderTeacher(str(folder), dtype="float32").score(QUERIES, PASSAGES)
+    fp32 = np.concatenate(fp32)
     teacher = CrossEncoderTeacher(str(folder), dtype="bfloat16", device="cpu")
     bf16 = np.concatenate(teacher.score(QUERIES, PASSAGES))
     assert teacher.describe()["dtype"] == "bfloat16"  # recorded in the store's manifest
@@ -206,13 +209,13 @@ def test_bi_encoder_teacher_is_cosine_of_embeddings(tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     folder = save_tiny_sentence_transformer(tmp_path / "st")
-    teacher = build_teacher(f"bi-encoder:{folder}")
+    teacher = build_teacher({"kind": "bi-encoder", "model": str(folder), "precision": "fp32"})
     scores = teacher.score(QUERIES, PASSAGES)
     model = SentenceTransformer(str(folder))
     q = model.encode(QUERIES, normalize_embeddings=True)
     p = model.encode(PASSAGES[1], normalize_embeddings=True)
     assert scores[1] == pytest.approx(p @ q[1], abs=1e-5)
     assert all(np.all(np.abs(s) <= 1.0 + 1e-6) for s in scores)
-    assert teacher.describe()["dtype"] == "float32"  # fp16 on CUDA: recorded in the identity
+    assert teacher.describe()["dtype"] == "float32"  # the arithmetic is in the identity
     teacher.encoder.half()
     assert teacher.describe()["dtype"] == "float16"

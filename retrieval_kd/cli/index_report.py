@@ -120,9 +120,9 @@ def _dense_report(
 ) -> tuple[str, list[dict], list, str]:
     """(table, JSON rows, rows to plot, where the exact results came from) of a dense index."""
     from retrieval_kd.index import DenseIndex, ann_report, report_markdown
-    from retrieval_kd.retrieval import StudentEncoder
+    from retrieval_kd.retrieval import index_encoder
 
-    encoder = StudentEncoder(manifest["student"])
+    encoder = index_encoder(manifest)
     ann = DenseIndex.load(folder, expected_student_hash=encoder.hash, expected_dim=encoder.dim)
     if exact is not None:
         flat = DenseIndex.load(exact, expected_student_hash=encoder.hash, expected_dim=encoder.dim)

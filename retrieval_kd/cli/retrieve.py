@@ -39,6 +39,11 @@ def index(
     ),
     batch_size: int = typer.Option(None, help="Encoding batch size (default 64; ColBERT 32)."),
     nlist: int = typer.Option(None, help="IVF lists (default: from the vector / token count)."),
+    precision: str = typer.Option(
+        "auto",
+        help="Encoder arithmetic: auto (bf16 where the CPU/GPU computes it natively, else fp32 "
+        "on CPU, fp16 on GPU) | fp32 | bf16 | fp16. Recorded in the index; search uses it.",
+    ),
 ) -> None:
     """Encode the corpus with the student and save a FAISS index + id map + manifest."""
     from retrieval_kd.retrieval import index_corpus, index_corpus_late, is_late_interaction_student
@@ -70,6 +75,7 @@ def index(
         index_type,
         chunk_size=chunk_size or 10_000,
         batch_size=batch_size or 64,
+        precision=precision,
         **options,
     )
     typer.echo(

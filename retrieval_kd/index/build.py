@@ -167,7 +167,12 @@ def _build(
     chunk_dir.mkdir(parents=True, exist_ok=True)
     with measure() as cost:
         files, all_ids, stats = _encode_chunks(
-            chunk_dir, chunks, total_chunks, encode, student_hash, chunk_dtype
+            chunk_dir,
+            chunks,
+            total_chunks,
+            encode,
+            fingerprint({"student": student_hash, "encoder": (extra or {}).get("encoder")}),
+            chunk_dtype,
         )
         if not all_ids:
             raise RKDError("the corpus is empty: nothing to index")
@@ -208,10 +213,13 @@ def _encode_chunks(
     chunks: Iterable[tuple[list[str], Callable[[], Sequence[str]]]],
     total_chunks: int | None,
     encode: EncodeFn,
-    student_hash: str | None,
+    vectors_key: str,
     chunk_dtype: str,
 ) -> tuple[list[Path], list[str], dict[str, Any]]:
-    """Encode every chunk that has no valid file yet; returns (files, all ids, timings)."""
+    """Encode every chunk that has no valid file yet; returns (files, all ids, timings).
+
+    ``vectors_key`` names what made the vectors (the student's weights and its encoder
+    settings); a chunk file is reused only under the same key."""
     files: list[Path] = []
     all_ids: list[str] = []
     dim: int | None = None
@@ -222,7 +230,7 @@ def _encode_chunks(
     ):
         if not ids:
             continue
-        key = fingerprint({"ids": _ids_digest(ids), "student": student_hash, "dtype": chunk_dtype})
+        key = fingerprint({"ids": _ids_digest(ids), "vectors": vectors_key, "dtype": chunk_dtype})
         path = chunk_dir / f"chunk_{number:06d}_{key}.npy"
         if _valid_chunk(path, len(ids), dim):
             reused += 1

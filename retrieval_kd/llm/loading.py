@@ -55,28 +55,17 @@ def choose_batch_size(batch_size: int | None, device: str) -> int:
 
 
 def choose_dtype(dtype: Any, device: str) -> Any:
-    """A torch dtype: ``dtype`` (a dtype or its name) if given, else bf16 where it is computed
-    natively (a GPU that supports it; a CPU with AVX512-BF16 or AMX), else float32.
+    """A torch dtype: ``dtype`` (a dtype or its name) if given, else the rule every encoder and
+    scorer follows (:func:`retrieval_kd.models.arithmetic.inference_dtype`): bf16 where it is
+    computed natively (a GPU that supports it; a CPU with AVX512-BF16 or AMX), fp16 on other
+    GPUs, else float32.
 
     On a CPU without those instructions bf16 matrix products are emulated and slow (a 3200 x
     576 x 1536 product: 0.85 GFLOP/s in bf16 vs 58 in fp32 on this project's AVX2 machine).
     """
-    import torch
+    from retrieval_kd.models.arithmetic import inference_dtype
 
-    if dtype is None:
-        if device.startswith("cuda"):
-            native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        else:
-            from retrieval_kd.training.precision import cpu_has_native_bf16
-
-            native = device.startswith("cpu") and cpu_has_native_bf16()
-        return torch.bfloat16 if native else torch.float32
-    if isinstance(dtype, str):
-        found = getattr(torch, dtype.removeprefix("torch."), None)
-        if not isinstance(found, torch.dtype):
-            raise RKDError(f"unknown torch dtype {dtype!r}")
-        return found
-    return dtype
+    return inference_dtype(dtype, device)
 
 
 def _gguf_target(model: str, gguf_file: str | None) -> Path | None:

@@ -154,12 +154,15 @@ class BaselineSection:
 class IndexSection:
     """FAISS index of the corpus for each student; ``max_length``: the passages' token limit
     when indexing (null: the student's own ``passage_max_length``), so a student trained on
-    short passages for speed can index whole ones."""
+    short passages for speed can index whole ones; ``precision``: the encoder's arithmetic
+    (``auto``: bf16 where the hardware computes it natively, else fp32 on CPU / fp16 on GPU;
+    or ``fp32``, ``bf16``, ``fp16``), recorded in the stage's manifest as ``dtype``."""
 
     type: str = "flat"
     chunk_size: int = 10_000
     batch_size: int = 64
     max_length: int | None = None
+    precision: str = "auto"
 
 
 SEARCH_CORPORA = ("full", "candidates")
@@ -324,6 +327,13 @@ def _check(config: DistillConfig) -> None:
         )
     if config.search.k < 1:
         raise RKDError("config key 'search.k' must be >= 1")
+    from retrieval_kd.models.arithmetic import PRECISION_NAMES
+
+    if config.index.precision != "auto" and config.index.precision not in PRECISION_NAMES:
+        raise RKDError(
+            f"config key 'index.precision' must be auto or one of "
+            f"{', '.join(sorted(PRECISION_NAMES))}, got {config.index.precision!r}"
+        )
     if config.search.corpus not in SEARCH_CORPORA:
         raise RKDError(
             f"config key 'search.corpus' must be one of {SEARCH_CORPORA}, "

@@ -574,6 +574,7 @@ class DistillRun:
                 str(self._model_dir(source_stage)),
                 batch_size=c.index.batch_size,
                 passage_max_length=c.index.max_length,
+                precision=c.index.precision,
             )
             queries = self._queries(self.eval_data, c.data.max_eval_queries)
             candidates = read_run(self.root / "candidates-eval" / "run.trec")
@@ -600,6 +601,7 @@ class DistillRun:
                 "run": "run.trec",
                 "index": "index",
                 "vectors": index.ntotal,
+                "dtype": encoder.dtype,
                 "docs_per_s": round(index.ntotal / max(built - start, 1e-9), 1),
                 "queries_per_s": round(len(queries) / max(searched - built, 1e-9), 1),
                 "index_bytes": index.size_bytes(),

@@ -25,13 +25,28 @@ def _model_specs(spec: Mapping[str, Any]) -> Iterator[str]:
         yield str(spec["model"])
 
 
+def _stored_paths(spec: Mapping[str, Any]) -> Iterator[str]:
+    if spec.get("kind") == "ensemble":
+        for member in spec.get("members") or []:
+            yield from _stored_paths(member)
+    elif spec.get("kind") == "scores":
+        yield str(spec.get("path") or "")
+
+
 def check_resolvable(spec: str) -> None:
-    """Resolve every model a teacher spec names; raise ``RKDError`` if one cannot be had."""
+    """Resolve every model a teacher spec names and find every stored-scores path it reads;
+    raise ``RKDError`` if one cannot be had."""
+    from pathlib import Path
+
     from retrieval_kd.models import resolve_model
     from teachers import parse_teacher_spec
 
-    for model in _model_specs(parse_teacher_spec(spec)):
+    parsed = parse_teacher_spec(spec)
+    for model in _model_specs(parsed):
         resolve_model(model)
+    for path in _stored_paths(parsed):
+        if not path or not Path(path).exists():
+            raise RKDError(f"stored teacher scores {path!r}: no such file or folder")
 
 
 def teacher_candidates(configured: str, fallbacks: list[str], override: str | None) -> list[str]:

@@ -8,6 +8,8 @@
 #   RECIPE=e3 bash scripts/candidates_table.sh 42 bm25-fn1  # a lever: 3 epochs at lr 5e-5
 #   TEACHER=bi-encoder:runs/cand16/teacher-l6-s42/model TAG=l6t \
 #     bash scripts/candidates_table.sh 42 bm25-fn1          # another teacher (folder ...-l6t-s42)
+#   EXTRA="teacher.score_eval=false" TEACHER=... TAG=... bash scripts/candidates_table.sh 42 bm25-fn1
+#                                                 # more --set keys (space-separated key=value)
 #   python scripts/seed_table.py --data scifact --split test runs/cand16/<cell>-s42 ...
 #
 # Sized for 2 CPU cores: the demo's recipe with groups of 4 and 128-token training passages
@@ -42,6 +44,7 @@ if [ -n "${TEACHER:-}" ]; then
   recipe+=(--set "teacher.model=$TEACHER")
   tag="$tag-${TAG:?TAG names the folder of a run with TEACHER}"
 fi
+for setting in ${EXTRA:-}; do recipe+=(--set "$setting"); done
 previous=""
 for cell in "${cells[@]}"; do
   source_name=${cell%-fn*}

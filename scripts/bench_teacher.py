@@ -13,10 +13,13 @@ Same model, same (query, passage) pairs, same batch size, measured in one run:
    pairs a store call over SciFact's training candidates holds for a random sample of passages
    (every query that lists a sampled passage in BM25's top ``--llm-depth``, so each passage
    comes with as many queries as in the full call), scored with the prefix of each prompt run
-   whole per pair (before) and shared per passage (after): pairs/s, the ratio (target >= 5x),
-   prompt tokens/s, the largest score difference, and the achieved fraction of this machine's
-   fp32 (or bf16) matrix-product FLOP/s measured in the same run; ``--llm-profile`` adds
-   torch.profiler's operator table of one batch.
+   whole per pair in fp32 (before: the path the issue measured), whole per pair in the
+   default arithmetic (bf16 where the CPU computes it natively), and shared per passage in that
+   arithmetic (after: the default teacher): pairs/s, the ratio (target >= 5x) and its two
+   factors, prompt tokens/s, the score differences and per-query Kendall tau against the slow
+   path, and the achieved fraction of this machine's matrix-product FLOP/s in each dtype
+   measured in the same run; ``--llm-profile`` adds torch.profiler's operator table of one batch
+   of the slow and the fast path.
 
 The model is a MiniLM-L6-sized cross-encoder built from the all-MiniLM-L6-v2 weights with a
 fresh classification head: speed does not depend on the head's training.
@@ -141,7 +144,12 @@ def main() -> None:
     parser.add_argument("--llm-depth", type=int, default=30, help="BM25 depth of the call")
     parser.add_argument("--llm-batch-size", type=int, default=8)
     parser.add_argument("--llm-max-length", type=int, default=512)
-    parser.add_argument("--llm-dtype", default=None, help="default: bf16 where native")
+    parser.add_argument(
+        "--llm-dtype", default=None, help="the teacher's dtype (default: bf16 where native)"
+    )
+    parser.add_argument(
+        "--llm-before-dtype", default="float32", help="the slow path's dtype (default float32)"
+    )
     parser.add_argument(
         "--llm-row-tokens", type=int, default=None, help="packed row length (default 2 x max)"
     )
@@ -322,6 +330,10 @@ def llm_pairs(passages: int, depth: int, seed: int = 0) -> tuple[list[str], list
 
 
 def llm_section(args: argparse.Namespace) -> None:
+    """Three paths over the same pairs: the slow path the issue measured (whole prompts, in
+    ``--llm-before-dtype``, fp32 by default), whole prompts in the default arithmetic (bf16 where
+    native: what the dtype alone buys), and the default teacher (that arithmetic + shared
+    passage prefixes)."""
     import functools
 
     from retrieval_kd.llm.prefix_sharing import real_tokens
@@ -333,34 +345,46 @@ def llm_section(args: argparse.Namespace) -> None:
         "mode": args.llm_mode,
         "max_length": args.llm_max_length,
         "batch_size": args.llm_batch_size,
-        "dtype": args.llm_dtype,
     }
     start = time.perf_counter()
-    before = LLMPointwiseTeacher(args.llm_model, share_prefixes=False, **options)
-    after = LLMPointwiseTeacher(args.llm_model, row_tokens=args.llm_row_tokens, **options)
-    after.model = before.model  # one copy of the weights
+    after = LLMPointwiseTeacher(
+        args.llm_model, row_tokens=args.llm_row_tokens, dtype=args.llm_dtype, **options
+    )
     load_s = time.perf_counter() - start
-    dtype, device = before.dtype, str(before.device)
-    ceiling = matmul_flops(dtype, device)
-    per_token = linear_flops_per_token(before.model)
+    whole = LLMPointwiseTeacher(args.llm_model, share_prefixes=False, dtype=after.dtype, **options)
+    whole.model = after.model  # one copy of the weights
+    before = LLMPointwiseTeacher(
+        args.llm_model, share_prefixes=False, dtype=args.llm_before_dtype, **options
+    )
+    device = str(after.device)
+    per_token = linear_flops_per_token(after.model)
+    ceilings = {dtype: matmul_flops(dtype, device) for dtype in {before.dtype, after.dtype}}
     prompt_tokens = sum(
-        len(before.encode(q, p).input_ids) for q, g in zip(queries, groups, strict=True) for p in g
+        len(after.encode(q, p).input_ids) for q, g in zip(queries, groups, strict=True) for p in g
     )
     print(
-        f"{args.llm_model} ({args.llm_mode}, {str(dtype).removeprefix('torch.')}, {device}, "
-        f"batch {args.llm_batch_size}), loaded in {load_s:.1f} s; {prompt_tokens} prompt tokens "
-        f"({prompt_tokens / n_pairs:.0f} a pair); matrix products here: {ceiling / 1e9:.1f} GFLOP/s"
+        f"{args.llm_model} ({args.llm_mode}, {device}, batch {args.llm_batch_size}), loaded in "
+        f"{load_s:.1f} s; {prompt_tokens} prompt tokens ({prompt_tokens / n_pairs:.0f} a pair); "
+        "matrix products here: "
+        + ", ".join(f"{dtype_label(d)} {c / 1e9:.1f} GFLOP/s" for d, c in ceilings.items())
     )
     if args.llm_profile:
         from torch.profiler import ProfilerActivity, profile
 
         sample_q, sample_g = queries[:2], [g[:4] for g in groups[:2]]
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            before.score(sample_q, sample_g)
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+        for name, teacher in (("before", before), ("after", after)):
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                teacher.score(sample_q, sample_g)
+            print(f"profile ({name}: {dtype_label(teacher.dtype)}, 2 queries x 4 passages)")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
+    paths = (
+        (f"before: whole prompts, {dtype_label(before.dtype)}", before),
+        (f"whole prompts, {dtype_label(after.dtype)}", whole),
+        (f"after: shared prefixes, {dtype_label(after.dtype)}", after),
+    )
     results = {}
-    for name, teacher in (("before: whole prompts", before), ("after: shared prefixes", after)):
+    for name, teacher in paths:
         ran: list[int] = []
         decoder = teacher.model.get_decoder()
         forward = decoder.forward
@@ -376,17 +400,29 @@ def llm_section(args: argparse.Namespace) -> None:
         decoder.forward = forward
         run_tokens = sum(ran)
         results[name] = (seconds, scores)
+        share = run_tokens * per_token / seconds / ceilings[teacher.dtype]
         print(
-            f"{name:26s} {n_pairs / seconds:7.2f} pairs/s, {prompt_tokens / seconds:7.0f} prompt "
+            f"{name:34s} {n_pairs / seconds:7.2f} pairs/s, {prompt_tokens / seconds:7.0f} prompt "
             f"tokens/s, {run_tokens} tokens through the model ({run_tokens / seconds:.0f}/s, "
-            f"{run_tokens * per_token / seconds / ceiling:.0%} of the matrix-product FLOP/s)"
+            f"{share:.0%} of the {dtype_label(teacher.dtype)} matrix-product FLOP/s)"
         )
-    (t_before, s_before), (t_after, s_after) = results.values()
+    (t_before, s_before), (t_whole, s_whole), (t_after, s_after) = results.values()
+    spread = float(s_before.max() - s_before.min())
     print(
-        f"LLM teacher ratio after/before: {t_before / t_after:.2f}x (target >= 5x); scores: "
-        f"max |diff| {np.abs(s_after - s_before).max():.2e} (scores span "
-        f"{s_before.min():.2f}..{s_before.max():.2f})"
+        f"LLM teacher ratio after/before: {t_before / t_after:.2f}x (target >= 5x); of it the "
+        f"arithmetic {t_before / t_whole:.2f}x, the shared prefixes {t_whole / t_after:.2f}x"
     )
+    print(
+        f"scores after vs before: max |diff| {np.abs(s_after - s_before).max():.2e}, mean "
+        f"{np.abs(s_after - s_before).mean():.2e} (scores span {s_before.min():.2f}.."
+        f"{s_before.max():.2f}, {spread:.2f}); shared vs whole in the same arithmetic: max "
+        f"{np.abs(s_after - s_whole).max():.2e}; per-query Kendall tau after vs before "
+        f"{per_query_kendall(s_after, s_before, [len(g) for g in groups], n_pairs):.4f}"
+    )
+
+
+def dtype_label(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def pairwise_section(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from _train_worker import make_toy_training, weights_sha256
+from _train_worker import make_toy_training, save_tiny_st, weights_sha256
 
 from retrieval_kd.data import load_dataset, pool_doc_ids
 from retrieval_kd.errors import InputError, RKDError
@@ -71,6 +71,7 @@ def toy_config(toy: dict[str, Path], out: Path, **sections: dict) -> dict:
         ({"student": {"kind": "ranker"}}, "'student.kind'"),
         ({"evaluation": {"every_steps": 5}}, "holdout_queries"),
         ({"evaluation": {"search": "corpus"}}, "'evaluation.search'"),
+        ({"training": {"attention_dropout": 1.0}}, "'training.attention_dropout'"),
     ],
 )
 def test_config_errors_are_one_clear_message(
@@ -510,3 +511,29 @@ def test_report_to_reaches_the_trainer(toy: dict[str, Path], tmp_path: Path) -> 
     assert training_arguments(plain, False).report_to in ([], "none", ["none"])
     asked = config_from_dict(toy_config(toy, tmp_path / "b", training={"report_to": "tensorboard"}))
     assert training_arguments(asked, False).report_to == ["tensorboard"]
+
+
+def test_attention_dropout_is_off_while_training_and_kept_in_the_saved_config(
+    toy: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrieval_kd.training import attention_dropout
+
+    seen: list[list[float]] = []
+    original = attention_dropout.set_attention_dropout
+
+    def spy(model, rate):
+        changed = original(model, rate)
+        seen.append([m.p for m in model.modules() if type(m).__name__ == "Dropout"])
+        assert changed > 0
+        return changed
+
+    monkeypatch.setattr(attention_dropout, "set_attention_dropout", spy)
+    model = save_tiny_st(tmp_path / "with-dropout", dropout=0.1)
+    config = toy_config(
+        toy, tmp_path / "out", student={"model": str(model)}, training={"attention_dropout": 0.0}
+    )
+    result = train(config_from_dict(config))
+    assert seen[0].count(0.0) == 2  # the two layers' attention-probability dropout
+    assert seen[0].count(0.1) >= 4  # embeddings and hidden-state dropout stay on
+    saved = json.loads((Path(result.model_dir) / "config.json").read_text())
+    assert saved["attention_probs_dropout_prob"] == 0.1  # the checkpoint's own, for later use

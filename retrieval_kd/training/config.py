@@ -116,6 +116,9 @@ class TrainingConfig:
     interpolate: float | None = None
     # the Trainer's logging integrations: "none", or e.g. "tensorboard", "wandb" (comma-separated)
     report_to: str = "none"
+    # attention-probability dropout while training (null: the checkpoint's own); 0 lets the
+    # fused attention kernels run (retrieval_kd/training/attention_dropout.py)
+    attention_dropout: float | None = None
 
 
 @dataclass
@@ -222,6 +225,11 @@ def _check(config: TrainConfig) -> None:
         "a fraction (< 1) or a whole number of steps",
     )
     need(t.precision in PRECISIONS, "training.precision", f"must be one of {PRECISIONS}")
+    need(
+        t.attention_dropout is None or 0 <= t.attention_dropout < 1,
+        "training.attention_dropout",
+        "must be null (the checkpoint's own) or in [0, 1)",
+    )
     need(t.logging_steps >= 1, "training.logging_steps", "must be >= 1")
     need(t.save_steps is None or t.save_steps >= 1, "training.save_steps", "must be >= 1")
     need(

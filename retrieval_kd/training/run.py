@@ -109,6 +109,10 @@ def run_training(
     with args.main_process_first(desc="dev set"):  # BM25 index and model copies built once
         dev = dev_factory()
         student = build_student(config.student)
+    if config.training.attention_dropout is not None:
+        from retrieval_kd.training.attention_dropout import set_attention_dropout
+
+        set_attention_dropout(student.model, config.training.attention_dropout)
     groups = prepared["groups"]
     alpha = config.training.interpolate
     # only the main process saves, so only it keeps a copy of the starting weights

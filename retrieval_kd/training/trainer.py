@@ -332,7 +332,8 @@ class DistillTrainer(Trainer):
         if self.dev is None:
             return {}
         start = time.perf_counter()
-        means = evaluate_student(self.student, self.dev, self.eval_batch_size)
+        with self.accelerator.autocast():  # the training arithmetic (bf16 autocast, fp32, ...)
+            means = evaluate_student(self.student, self.dev, self.eval_batch_size)
         metrics = {f"{metric_key_prefix}_{name}": value for name, value in means.items()}
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 3)
         self.log(metrics)

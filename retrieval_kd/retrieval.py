@@ -88,7 +88,7 @@ class StudentEncoder:
                 first.query_length = self.model.max_seq_length
             first.document_length = passage_max_length
             self.model.max_seq_length = max(self.model.max_seq_length or 0, passage_max_length)
-        self.dtype = "float32"  # ONNX / OpenVINO: the backend's own arithmetic
+        self.dtype = _backend_arithmetic(backend)
         if backend == "torch":
             dtype = inference_dtype(precision, self.model.device)
             self.dtype = dtype_name(dtype)
@@ -163,12 +163,29 @@ class TokenEncoder:
         return [m.float().cpu().numpy() for m in self.student.encode_queries(texts).unpad()]
 
 
+def _backend_arithmetic(backend: str) -> str:
+    """What a non-torch backend computes in: ONNX Runtime's CPU provider runs the exported
+    float32 graph; OpenVINO's CPU plugin picks its own precision (bf16 on CPUs with native
+    bf16), read from the plugin."""
+    if backend == "openvino":
+        try:
+            import openvino
+
+            hint = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+            return f"openvino:{getattr(hint, 'get_type_name', lambda: str(hint))()}"
+        except Exception:  # noqa: BLE001 - an unreadable hint is recorded as such
+            return "openvino:unknown"
+    return "float32"
+
+
 def index_encoder(manifest: dict[str, Any], batch_size: int = 64) -> StudentEncoder:
-    """The student of a dense index's ``manifest``, in the arithmetic its passages were
-    encoded in (an index built before the dtype was recorded: the default)."""
+    """The student of a dense index's ``manifest``, with the backend and arithmetic its passages
+    were encoded with (an index built before they were recorded: the defaults)."""
     built = manifest.get("encoder") or {}
+    backend = built.get("backend", "torch")
+    precision = built.get("dtype", "auto") if backend == "torch" else "auto"
     return StudentEncoder(
-        manifest["student"], batch_size=batch_size, precision=built.get("dtype", "auto")
+        manifest["student"], batch_size=batch_size, backend=backend, precision=precision
     )
 
 

@@ -100,3 +100,20 @@ def test_teachers_follow_the_rule_and_describe_their_dtype(tmp_path: Path, nativ
     assert build_teacher(f"cross-encoder:{ce}").describe()["dtype"] == "float32"
     pinned = build_teacher({"kind": "bi-encoder", "model": str(st), "precision": "fp32"})
     assert pinned.describe()["dtype"] == "float32"
+
+
+def test_the_index_encoder_takes_the_recorded_backend_and_dtype(tmp_path: Path) -> None:
+    import importlib.util
+
+    from retrieval_kd.retrieval import index_encoder
+
+    student = str(save_tiny_sentence_transformer(tmp_path / "student"))
+    encoder = index_encoder({"student": student, "encoder": {"dtype": "bfloat16"}})
+    assert encoder.dtype == "bfloat16" and encoder.backend == "torch"
+    assert index_encoder({"student": student}).backend == "torch"  # an index from before
+    recorded = {"student": student, "encoder": {"backend": "onnx", "dtype": "float32"}}
+    if importlib.util.find_spec("optimum") is None:  # the project's environment
+        with pytest.raises(RKDError, match="backend 'onnx' could not load"):
+            index_encoder(recorded)
+    else:
+        assert index_encoder(recorded).backend == "onnx"

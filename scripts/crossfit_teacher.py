@@ -80,31 +80,23 @@ def main() -> None:
         fold = out / f"fold-{k}"
         seen = set(held_out)
         train_run = {q: docs for q, docs in candidates.items() if q not in seen}
-        with measure() as cost:
-            store = score_candidates(
-                RunScoreTeacher(train_run, name="candidates"),
-                dataset.queries,
-                train_run,
-                dataset.corpus.texts,
-                fold / "store",
-                depth=depth,
+
+        def into_store(scorer, run, folder):
+            return score_candidates(
+                scorer, dataset.queries, run, dataset.corpus.texts, folder, depth=depth,
                 qrels=dataset.qrels,
-            )
+            )  # fmt: skip
+
+        with measure() as cost:
+            # teacher k's training store: the other folds' candidates under their own scores
+            store = into_store(RunScoreTeacher(train_run, "candidates"), train_run, fold / "store")
             config = copy.deepcopy(base)
             config.data.score_store = str(store.folder)
             config.training.output_dir = str(fold / "teacher")
             result = train(config)
             teacher = build_teacher(f"{kind}:{result.model_dir}")
             fold_run = {q: candidates[q] for q in held_out}
-            scored = score_candidates(
-                teacher,
-                dataset.queries,
-                fold_run,
-                dataset.corpus.texts,
-                fold / "scores",
-                depth=depth,
-                qrels=dataset.qrels,
-            )
+            scored = into_store(teacher, fold_run, fold / "scores")
         oof.update(scored.to_run())
         records.append(
             {

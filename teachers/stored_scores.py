@@ -17,10 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from retrieval_kd.data.types import Run
 from retrieval_kd.errors import InputError
+from teachers.run_scores import RunScoreTeacher
 
 
 def load_stored_scores(path: str | Path) -> tuple[Run, dict[str, Any]]:
@@ -53,7 +52,7 @@ def load_stored_scores(path: str | Path) -> tuple[Run, dict[str, Any]]:
     return store.to_run(), identity
 
 
-class StoredScoresTeacher:
+class StoredScoresTeacher(RunScoreTeacher):
     """Looks a stored teacher's scores up by (query id, doc id); reads no text, runs no model.
 
     Args:
@@ -65,38 +64,8 @@ class StoredScoresTeacher:
     """
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
-        self.run, self.identity = load_stored_scores(path)
-
-    def score(
-        self,
-        queries: list[str],
-        passages: list[list[str]],
-        *,
-        query_ids: list[str] | None = None,
-        doc_ids: list[list[str]] | None = None,
-    ) -> list[np.ndarray]:
-        """Shapes: Q queries with K_i candidates each -> Q arrays [K_i] (ids required)."""
-        if query_ids is None or doc_ids is None:
-            raise InputError(
-                "stored teacher scores are looked up by id: the caller must pass query_ids and "
-                "doc_ids",
-                self.path,
-            )
-        out = []
-        for query_id, docs in zip(query_ids, doc_ids, strict=True):
-            listed = self.run.get(query_id, {})
-            missing = [d for d in docs if d not in listed]
-            if missing:
-                shown = ", ".join(repr(d) for d in missing[:5])
-                raise InputError(
-                    f"the stored teacher scores hold no score for query {query_id!r} and "
-                    f"{len(missing)} of its candidates ({shown}): score them with that teacher "
-                    "first (the same candidates and depth)",
-                    self.path,
-                )
-            out.append(np.array([listed[d] for d in docs], dtype=np.float64))
-        return out
+        run, self.identity = load_stored_scores(path)
+        super().__init__(run, name=f"scores:{path}", missing="error")
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "scores", **self.identity}

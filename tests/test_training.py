@@ -537,3 +537,5 @@ def test_attention_dropout_is_off_while_training_and_kept_in_the_saved_config(
     assert seen[0].count(0.1) >= 4  # embeddings and hidden-state dropout stay on
     saved = json.loads((Path(result.model_dir) / "config.json").read_text())
     assert saved["attention_probs_dropout_prob"] == 0.1  # the checkpoint's own, for later use
+    card = (Path(result.model_dir) / "README.md").read_text(encoding="utf-8")
+    assert "| attention dropout | 0.0 while training" in card

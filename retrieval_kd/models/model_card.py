@@ -127,6 +127,9 @@ def card_section(
         ("lengths", f"query {student.get('query_max_length')}, passage "
                     f"{student.get('passage_max_length')} tokens"),
     ]  # fmt: skip
+    if training.get("attention_dropout") is not None:
+        rows.append(("attention dropout", f"{training['attention_dropout']} while training "
+                     "(the saved config keeps the base model's)"))  # fmt: skip
     if training.get("interpolate") is not None:
         rows.append(("WiSE-FT", f"weights interpolated {training['interpolate']} toward trained"))
     if result.get("false_negatives"):

@@ -19,7 +19,10 @@ Same model, same (query, passage) pairs, same batch size, measured in one run:
    factors, prompt tokens/s, the score differences and per-query Kendall tau against the slow
    path, and the achieved fraction of this machine's matrix-product FLOP/s in each dtype
    measured in the same run; ``--llm-profile`` adds torch.profiler's operator table of one batch
-   of the slow and the fast path.
+   of the slow and the fast path;
+5. with ``--generator N``: the LLM query generator (``LLMQueryGenerator``, the same model) writing
+   one query for each of N SciFact passages in fp32 and in the default arithmetic: documents/s,
+   new tokens/s, and with ``--llm-profile`` the operator table of one batch.
 
 The model is a MiniLM-L6-sized cross-encoder built from the all-MiniLM-L6-v2 weights with a
 fresh classification head: speed does not depend on the head's training.
@@ -27,6 +30,7 @@ fresh classification head: speed does not depend on the head's training.
 Usage:
     python scripts/bench_teacher.py --pairs 5000 --batch-size 32 --max-length 256
     python scripts/bench_teacher.py --skip-cross-encoder --llm --llm-passages 40 --llm-profile
+    python scripts/bench_teacher.py --skip-cross-encoder --generator 32 --llm-profile
 """
 
 from __future__ import annotations
@@ -161,6 +165,14 @@ def main() -> None:
         metavar="QUERIES",
         help="also time the pairwise LLM teacher (all pairs of BM25's top 6) on this many queries",
     )
+    parser.add_argument(
+        "--generator",
+        type=int,
+        default=0,
+        metavar="PASSAGES",
+        help="also time the LLM query generator on this many SciFact passages",
+    )
+    parser.add_argument("--generator-batch-size", type=int, default=16)
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -181,6 +193,8 @@ def main() -> None:
         llm_section(args)
     if args.llm_pairwise:
         pairwise_section(args)
+    if args.generator:
+        generator_section(args)
 
 
 def cross_encoder_section(args: argparse.Namespace) -> None:
@@ -457,6 +471,44 @@ def pairwise_section(args: argparse.Namespace) -> None:
         f"pairwise ratio shared/whole: {t_whole / t_shared:.2f}x; scores: max |diff| "
         f"{np.abs(s_shared - s_whole).max():.2e}"
     )
+
+
+def generator_section(args: argparse.Namespace) -> None:
+    """The LLM query generator on the first ``--generator`` SciFact passages (one query each,
+    sampling seeded, so both arithmetics see the same prompts): fp32 against the default."""
+    from retrieval_kd.data import load_dataset
+    from retrieval_kd.generation.llm_generator import LLMQueryGenerator
+
+    corpus = load_dataset("scifact", "test").corpus
+    ids = list(corpus.ids)[: args.generator]
+    bodies = list(corpus.texts(ids))
+    titles = [""] * len(ids)
+    seconds: list[float] = []
+    for dtype in ("float32", args.llm_dtype):  # None: the default (bf16 where native)
+        generator = LLMQueryGenerator(
+            args.llm_model, batch_size=args.generator_batch_size, dtype=dtype, device="cpu"
+        )
+        label = f"generator {dtype_label(generator.lm.model.dtype)}"
+        generator.generate(ids[:2], titles[:2], bodies[:2], 1)  # warm-up
+        if args.llm_profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            batch = slice(0, generator.batch_size)
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                generator.generate(ids[batch], titles[batch], bodies[batch], 1)
+            print(f"profile ({label}, one batch of {generator.batch_size} passages)")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+        start = time.perf_counter()
+        queries = generator.generate(ids, titles, bodies, 1)
+        seconds.append(time.perf_counter() - start)
+        new_tokens = sum(len(generator.tokenizer(q[0])["input_ids"]) for q in queries)
+        print(
+            f"{label:26s} {len(ids) / seconds[-1]:6.2f} docs/s, "
+            f"{new_tokens / seconds[-1]:6.1f} new tokens/s (batch {generator.batch_size}); "
+            f"first query: {queries[0][0]!r}"
+        )
+    t_fp32, t_default = seconds
+    print(f"generator ratio default/fp32: {t_fp32 / t_default:.2f}x")
 
 
 if __name__ == "__main__":

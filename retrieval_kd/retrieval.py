@@ -88,12 +88,13 @@ class StudentEncoder:
                 first.query_length = self.model.max_seq_length
             first.document_length = passage_max_length
             self.model.max_seq_length = max(self.model.max_seq_length or 0, passage_max_length)
-        self.dtype = _backend_arithmetic(backend)
         if backend == "torch":
             dtype = inference_dtype(precision, self.model.device)
             self.dtype = dtype_name(dtype)
             if self.dtype != "float32":
                 self.model.to(dtype)
+        else:
+            self.dtype = _backend_arithmetic(backend)
         self.batch_size = batch_size
         self.dim = self.model.get_embedding_dimension()
 

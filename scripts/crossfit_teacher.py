@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-KINDS = {"bi-encoder": "bi-encoder", "cross-encoder": "cross-encoder", "colbert": "colbert"}
+TEACHER_KINDS = ("bi-encoder", "cross-encoder", "colbert")  # students that serve as teachers
 
 
 def folds_of(query_ids: list[str], k: int, seed: int) -> list[list[str]]:
@@ -61,8 +61,8 @@ def main() -> None:
     if args.folds < 2:
         raise RKDError(f"--folds must be at least 2, got {args.folds}")
     base = as_config(args.config)
-    kind = KINDS.get(base.student.kind)
-    if kind is None:
+    kind = base.student.kind
+    if kind not in TEACHER_KINDS:
         raise RKDError(f"a {base.student.kind!r} student cannot serve as a teacher here")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,18 +75,18 @@ def main() -> None:
     folds = folds_of(list(candidates), args.folds, args.seed)
     records: list[dict[str, Any]] = []
     oof: dict[str, dict[str, float]] = {}
+
+    def into_store(scorer, run, folder):
+        return score_candidates(
+            scorer, dataset.queries, run, dataset.corpus.texts, folder, depth=depth,
+            qrels=dataset.qrels,
+        )  # fmt: skip
+
     start = time.perf_counter()
     for k, held_out in enumerate(folds):
         fold = out / f"fold-{k}"
         seen = set(held_out)
         train_run = {q: docs for q, docs in candidates.items() if q not in seen}
-
-        def into_store(scorer, run, folder):
-            return score_candidates(
-                scorer, dataset.queries, run, dataset.corpus.texts, folder, depth=depth,
-                qrels=dataset.qrels,
-            )  # fmt: skip
-
         with measure() as cost:
             # teacher k's training store: the other folds' candidates under their own scores
             store = into_store(RunScoreTeacher(train_run, "candidates"), train_run, fold / "store")

@@ -23,6 +23,7 @@ LOSSES = {
     "margin_mse": lambda s, t, y, m: margin_mse(s, t, y, m),
     "margin_mse_all_pairs": lambda s, t, y, m: margin_mse(s, t, y, m, all_pairs=True),
     "kl": lambda s, t, y, m: listwise_kl(s, t, y, m, temperature=2.0),
+    "kl_negatives_only": lambda s, t, y, m: listwise_kl(s, t, y, m, negatives_only=True),
     "ranknet_hard": lambda s, t, y, m: ranknet(s, t, y, m, margin=0.1),
     "ranknet_soft": lambda s, t, y, m: ranknet(s, t, y, m, target="soft", temperature=2.0),
     "info_nce": lambda s, t, y, m: info_nce(s, t, y, m, temperature=0.5),
@@ -35,7 +36,15 @@ LOSSES = {
     "mse": lambda s, t, y, m: pointwise_mse(s, t, y, m),
 }
 # Losses in which the teacher's values (not only its order) enter smoothly.
-TEACHER_SMOOTH = ["margin_mse", "kl", "ranknet_soft", "pld", "graded_bce_sigmoid", "mse"]
+TEACHER_SMOOTH = [
+    "margin_mse",
+    "kl",
+    "kl_negatives_only",
+    "ranknet_soft",
+    "pld",
+    "graded_bce_sigmoid",
+    "mse",
+]
 
 
 def _batch(seed: int = 0, rows: int = 3, k: int = 5):
@@ -183,6 +192,38 @@ def test_kl_changes_when_scale_changes():
     """Guard against a vacuous invariance test: scaling (unlike shifting) does matter."""
     s, t, labels, mask = _batch()
     assert not torch.isclose(listwise_kl(s * 2, t, labels, mask), listwise_kl(s, t, labels, mask))
+
+
+def test_kl_negatives_only_is_the_kl_over_the_negatives_alone():
+    """NCKD (Zhao et al. 2022): the same KL with every positive taken out of the group."""
+    s, t, labels, mask = _batch()
+    got = listwise_kl(s, t, labels, mask, temperature=0.5, negatives_only=True)
+    per_row = []
+    for b in range(s.shape[0]):
+        keep = mask[b] & (labels[b] == 0)
+        p_t = torch.softmax(t[b][keep] / 0.5, dim=-1)  # teacher_temperature: tau by default
+        log_p_s = torch.log_softmax(s[b][keep] / 0.5, dim=-1)
+        per_row.append((p_t * (p_t.log() - log_p_s)).sum())
+    assert torch.allclose(got, torch.stack(per_row).mean())
+    # the positives' scores (labels > 0) do not enter: any value there gives the same loss
+    s2, t2 = s.clone(), t.clone()
+    s2[labels > 0] += 7.0
+    t2[labels > 0] -= 3.0
+    assert torch.allclose(
+        got, listwise_kl(s2, t2, labels, mask, temperature=0.5, negatives_only=True)
+    )
+    assert not torch.isclose(got, listwise_kl(s, t, labels, mask, temperature=0.5))
+
+
+def test_kl_negatives_only_row_without_negatives_adds_nothing():
+    s = torch.tensor([[1.0, 2.0, 0.5], [0.3, 0.1, 0.0]], requires_grad=True)
+    t = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0]])
+    labels = torch.tensor([[1, 1, 1], [1, 0, 0]])  # row 0: positives only
+    loss = listwise_kl(s, t, labels, negatives_only=True)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.all(s.grad[0] == 0)
+    alone = listwise_kl(s[1:].detach(), t[1:], labels[1:], negatives_only=True)
+    assert torch.isclose(loss, alone)
 
 
 def test_cprd_ignores_order_below_rank_m():

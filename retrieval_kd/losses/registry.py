@@ -77,7 +77,7 @@ def hyper_parameters(name: str) -> dict[str, Any]:
 
     Example:
         >>> hyper_parameters("kl")
-        {'temperature': 1.0, 'teacher_temperature': None, 'rescale': None}
+        {'temperature': 1.0, 'teacher_temperature': None, 'rescale': None, 'negatives_only': False}
     """
     fn, preset = _lookup(name)
     params = inspect.signature(fn).parameters.values()

@@ -25,7 +25,11 @@ class CrossEncoderTeacher:
 
     Args:
         model: hub id, short name or local folder.
-        max_length: token limit of a (query, passage) pair; the passage is truncated first.
+        max_length: token limit of a (query, passage) pair (truncation ``longest_first``);
+            None (default): the model's own, as sentence-transformers' ``CrossEncoder`` reads
+            it from the saved tokenizer (a cross-encoder trained here saves its training
+            length, so it scores pairs as long as those it learnt from), 512 where the folder
+            sets none.
         batch_size: pairs per forward pass.
         device: torch device (None: CUDA if available, else CPU).
         dtype: ``"auto"`` (bf16 where the device computes it natively: a bf16 GPU, a CPU with
@@ -45,7 +49,7 @@ class CrossEncoderTeacher:
     def __init__(
         self,
         model: str,
-        max_length: int = 512,
+        max_length: int | None = None,
         batch_size: int = 64,
         device: str | None = None,
         dtype: str = "auto",
@@ -58,7 +62,7 @@ class CrossEncoderTeacher:
         self.cross_encoder = CrossEncoder(path, device=device, max_length=max_length)
         self.model = self.cross_encoder.model.eval()
         self.tokenizer = self.cross_encoder.tokenizer
-        self.max_length = max_length
+        self.max_length = int(max_length or self.cross_encoder.max_seq_length or 512)
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.dtype = inference_dtype(dtype, self.device)

@@ -152,6 +152,27 @@ def test_cross_encoder_teacher_refuses_unaligned_input(tmp_path: Path) -> None:
         teacher.score(QUERIES, PASSAGES[:-1])
 
 
+def test_cross_encoder_teacher_reads_the_models_own_max_length(tmp_path: Path) -> None:
+    """A folder's saved length (a cross-encoder trained here saves its training length) is the
+    default, so pairs are cut as in training; an explicit ``max_length`` still wins."""
+    from transformers import AutoTokenizer
+
+    from teachers.cross_encoder import CrossEncoderTeacher
+
+    folder = save_tiny_cross_encoder(tmp_path / "ce")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.model_max_length = 12
+    tokenizer.save_pretrained(folder)
+    teacher = CrossEncoderTeacher(str(folder), dtype="float32")
+    assert teacher.max_length == 12 and teacher.describe()["max_length"] == 12
+    pair = [("alpha beta gamma " * 4, "delta epsilon zeta eta " * 10)]
+    explicit_12 = CrossEncoderTeacher(str(folder), max_length=12, dtype="float32")
+    explicit_64 = CrossEncoderTeacher(str(folder), max_length=64, dtype="float32")
+    assert explicit_64.max_length == 64
+    assert teacher.score_pairs(pair) == pytest.approx(explicit_12.score_pairs(pair))
+    assert teacher.score_pairs(pair) != pytest.approx(explicit_64.score_pairs(pair))
+
+
 def test_cross_encoder_heads_two_class_log_odds_and_named_labels(tmp_path: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

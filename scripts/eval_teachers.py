@@ -12,7 +12,9 @@ Usage:
 
 Scores made elsewhere (e.g. an LLM teacher on a GPU machine with ``rkd score --candidates
 scifact/test --depth 100``) join as ``--store scifact/test:llm-ql=<store folder>`` and are used
-like a scored teacher, in the table and in ensembles. BM25 on another machine can differ at the
+like a scored teacher, in the table and in ensembles; so do scores written as a TREC run, such as
+``crossfit_teacher.py``'s out-of-fold ``oof.trec`` (``--store scifact/train:cf=<out>/oof.trec``).
+BM25 on another machine can differ at the
 tail (near-tied scores at rank ~100 under another numpy), so every row of such a collection is
 evaluated on the pairs that all of them scored; the number of pairs dropped is printed.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from evaluation import evaluate
 from retrieval_kd.candidates import bm25_candidates
-from retrieval_kd.data import load_dataset, parse_data_split, truncate_run
+from retrieval_kd.data import load_dataset, parse_data_split, read_run, truncate_run
 from retrieval_kd.errors import InputError
 from retrieval_kd.manifest import fingerprint
 from retrieval_kd.store import ScoreStore, score_candidates
@@ -50,8 +52,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="DATA/SPLIT:NAME=FOLDER",
-        help="a score store scored elsewhere on the same BM25 candidates, e.g. "
-        "scifact/test:llm-ql=runs/gpu/scifact-test/llm-ql",
+        help="a score store (or a TREC run file of scores) made elsewhere on the same BM25 "
+        "candidates, e.g. scifact/test:llm-ql=runs/gpu/scifact-test/llm-ql",
     )
     parser.add_argument("--max-queries", type=int, default=None, help="first N queries only")
     parser.add_argument("--out", type=Path, default=Path("runs/teachers"))
@@ -86,8 +88,9 @@ def main() -> None:
             cost = (store.manifest or {}).get("cost", {})
             print(f"{data} {label}: {cost}")
         for name, folder in stores_for(data, args.store):
-            runs[name] = complete_store(folder).to_run()
-            print(f"{data} {name}: {(ScoreStore(folder).manifest or {}).get('cost', {})}")
+            runs[name] = stored_run(folder)
+            if folder.is_dir():
+                print(f"{data} {name}: {(ScoreStore(folder).manifest or {}).get('cost', {})}")
         if args.store:
             runs, dropped = on_common_pairs(runs)
             print(f"{data}: {dropped} candidate pair(s) not scored by every teacher left out")
@@ -134,6 +137,11 @@ def complete_store(folder: Path) -> ScoreStore:
     if store.manifest is None:
         raise InputError("score store has no manifest (unfinished?)", path=folder)
     return store
+
+
+def stored_run(path: Path) -> dict:
+    """The scores at ``path``: a finished score store's, or a TREC run file's."""
+    return read_run(path) if path.is_file() else complete_store(path).to_run()
 
 
 def on_common_pairs(runs: dict[str, dict]) -> tuple[dict[str, dict], int]:

@@ -26,10 +26,10 @@ class CrossEncoderTeacher:
     Args:
         model: hub id, short name or local folder.
         max_length: token limit of a (query, passage) pair (truncation ``longest_first``);
-            None (default): the model's own, as sentence-transformers' ``CrossEncoder`` reads
-            it from the saved tokenizer (a cross-encoder trained here saves its training
-            length, so it scores pairs as long as those it learnt from), 512 where the folder
-            sets none.
+            None (default): the model's own, sentence-transformers' ``max_seq_length`` (the
+            saved tokenizer's ``model_max_length``, capped at the model's position
+            embeddings; a cross-encoder trained here saves its training length, so it scores
+            pairs as long as those it learnt from), 512 where there is none.
         batch_size: pairs per forward pass.
         device: torch device (None: CUDA if available, else CPU).
         dtype: ``"auto"`` (bf16 where the device computes it natively: a bf16 GPU, a CPU with
@@ -62,7 +62,7 @@ class CrossEncoderTeacher:
         self.cross_encoder = CrossEncoder(path, device=device, max_length=max_length)
         self.model = self.cross_encoder.model.eval()
         self.tokenizer = self.cross_encoder.tokenizer
-        self.max_length = int(max_length or self.cross_encoder.max_seq_length or 512)
+        self.max_length = self.cross_encoder.max_seq_length or 512  # max_length, if given, set it
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.dtype = inference_dtype(dtype, self.device)
